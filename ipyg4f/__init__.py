@@ -1,0 +1,31 @@
+"""ipyg4f: chat with language models from IPython and Jupyter.
+
+``%load_ext ipyg4f`` registers ``%%chat`` and ``%chat``.  Loading imports
+nothing heavy: aiohttp, ipywidgets and the providers load on first use.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "ChatPanel"]
+
+
+def load_ipython_extension(ipython):
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    from .magics import unload
+
+    unload(ipython)
+
+
+def __getattr__(name):
+    if name == "ChatPanel":
+        from .widget import ChatPanel
+
+        return ChatPanel
+    raise AttributeError(name)

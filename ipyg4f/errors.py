@@ -1,0 +1,133 @@
+"""One exception tree for everything a provider call can meet.
+
+Every class derives from ``Exception`` (never ``BaseException``) so that a plain
+``except Exception`` in user code catches it.  Messages are short and meant to
+be shown to a person as they are; they never contain secrets (see
+:func:`ipyg4f.http.redact`).
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base of every failure of a provider call."""
+
+    #: a short hint on what the user may try; shown after the message
+    hint: str = ""
+
+    def __init__(self, message: str = "", *, provider: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.provider = provider
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class HTTPStatusError(ProviderError):
+    """The server answered with an HTTP error status."""
+
+    hint = "the service may be down; try another provider (-p)"
+
+    def __init__(self, status: int, body: str = "", *, url: str = "", provider: str | None = None,
+                 message: str | None = None):
+        self.status = status
+        self.body = body
+        self.url = url
+        excerpt = f": {body}" if body else ""
+        super().__init__(message or f"HTTP {status}{excerpt}", provider=provider)
+
+
+class CloudflareError(HTTPStatusError):
+    """A Cloudflare challenge page ('Just a moment...') instead of an answer."""
+
+    hint = "the site is behind a browser check; try another provider (-p) or a --proxy"
+
+    def __init__(self, status: int, body: str = "", **kw):
+        super().__init__(status, body, message=f"blocked by a Cloudflare challenge (HTTP {status})", **kw)
+
+
+class RateLimitError(HTTPStatusError):
+    """HTTP 429."""
+
+    hint = "wait a little, or try another provider (-p)"
+
+    def __init__(self, status: int = 429, body: str = "", **kw):
+        super().__init__(status, body, message=f"rate limited (HTTP {status})", **kw)
+
+
+class AuthError(HTTPStatusError):
+    """HTTP 401, or a 403 that is not a Cloudflare challenge."""
+
+    hint = "check the API key (e.g. OPENAI_API_KEY)"
+
+    def __init__(self, status: int, body: str = "", **kw):
+        excerpt = f": {body}" if body else ""
+        super().__init__(status, body, message=f"not authorised (HTTP {status}){excerpt}", **kw)
+
+
+class ModelNotFoundError(ProviderError):
+    """The provider does not know the requested model."""
+
+    hint = "list the models with %chat models -p PROVIDER"
+
+
+class ProviderTimeoutError(ProviderError):
+    """No connection, or no data for longer than the read timeout."""
+
+    hint = "raise --timeout, or try another provider (-p)"
+
+
+class StreamBrokenError(ProviderError):
+    """The connection broke after the answer had started."""
+
+    hint = "the partial answer is kept; run the cell again"
+
+
+class ProviderConnectionError(ProviderError):
+    """The server could not be reached at all."""
+
+    hint = "check the URL, your network or --proxy"
+
+
+class ResponseFormatError(ProviderError):
+    """The body was not what the protocol promises (HTML instead of JSON, truncated JSON...)."""
+
+    hint = "the service changed or is broken; try another provider (-p)"
+
+
+class UnknownProviderError(ProviderError, KeyError):
+    """No provider of that name is registered."""
+
+    hint = "list them with %chat providers"
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.message
+
+
+class ProviderNotWorkingError(ProviderError):
+    """The provider is marked ``working = False``."""
+
+
+class AllProvidersFailedError(ProviderError):
+    """The fallback provider tried every candidate and each one failed."""
+
+    def __init__(self, failures: list[tuple[str, BaseException]]):
+        self.failures = failures
+        lines = "; ".join(f"{name}: {describe(exc)}" for name, exc in failures) or "no provider to try"
+        super().__init__(f"all providers failed ({lines})", hint="configure a working provider with %chat use -p ...")
+
+
+class MissingExtraError(ProviderError, ImportError):
+    """An optional dependency is not installed."""
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line, user-facing description of an exception."""
+    if isinstance(exc, ProviderError):
+        return exc.message
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name

@@ -1,0 +1,256 @@
+"""The one HTTP layer: session factory, browser headers, decoding, error mapping.
+
+Every provider request goes through :func:`request`, so aiohttp and HTTP
+failures are turned into :mod:`ipyg4f.errors` in exactly one place, including
+failures that happen while the provider is reading the body inside the
+``async with`` block.  aiohttp is imported lazily (not at ``%load_ext``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import re
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator
+from urllib.parse import urlsplit
+
+from . import errors
+
+if TYPE_CHECKING:  # pragma: no cover
+    import aiohttp
+
+#: Default timeouts in seconds: to connect, and between two reads of the body.
+CONNECT_TIMEOUT = 15.0
+READ_TIMEOUT = 60.0
+
+# One desktop Chromium, described once.  Providers pick the headers they need.
+_CHROME = "131"
+BROWSER_HEADERS: dict[str, str] = {
+    "user-agent": (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+        f"(KHTML, like Gecko) Chrome/{_CHROME}.0.0.0 Safari/537.36"
+    ),
+    "accept-language": "en-US,en;q=0.9",
+    "sec-ch-ua": f'"Google Chrome";v="{_CHROME}", "Chromium";v="{_CHROME}", "Not_A Brand";v="24"',
+    "sec-ch-ua-mobile": "?0",
+    "sec-ch-ua-platform": '"Windows"',
+    "sec-fetch-dest": "empty",
+    "sec-fetch-mode": "cors",
+    "sec-fetch-site": "same-origin",
+}
+
+
+def browser_headers(*names: str, **extra: str) -> dict[str, str]:
+    """The named browser headers (all when none is named) plus ``extra``.
+
+    ``extra`` keys use ``_`` for ``-``: ``browser_headers("user-agent", x_secret="...")``.
+    """
+    base = {k: v for k, v in BROWSER_HEADERS.items() if not names or k in names}
+    base.update({k.replace("_", "-"): v for k, v in extra.items()})
+    return base
+
+
+# --- secrets -----------------------------------------------------------------
+
+_secrets: set[str] = set()
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+(?::[^/@\s]*)?@")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (API key, password) so :func:`redact` masks it everywhere."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Mask URL credentials (``user:pass@``) and every registered secret."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def proxy_url(proxy: str | None) -> str | None:
+    if proxy:
+        parts = urlsplit(proxy)
+        if parts.password:
+            register_secret(parts.password)
+    return proxy or None
+
+
+# --- sessions ----------------------------------------------------------------
+
+def session(headers: dict[str, str] | None = None, *, timeout: float | None = None,
+            connect_timeout: float | None = None, **kwargs: Any) -> "aiohttp.ClientSession":
+    """A ClientSession with connect/read timeouts; use it with ``async with``.
+
+    ``timeout`` is the longest silence allowed while reading (seconds).
+    """
+    import aiohttp
+
+    client_timeout = aiohttp.ClientTimeout(
+        total=None,
+        connect=connect_timeout or CONNECT_TIMEOUT,
+        sock_read=timeout or READ_TIMEOUT,
+    )
+    return aiohttp.ClientSession(headers=headers, timeout=client_timeout, **kwargs)
+
+
+# --- error mapping -----------------------------------------------------------
+
+_CLOUDFLARE_MARKERS = (
+    "<title>just a moment...</title>",
+    "cf-browser-verification",
+    "cf_chl_opt",
+    "challenge-platform",
+    "attention required! | cloudflare",
+    "cf-error-details",
+)
+
+
+def is_cloudflare(body: str, headers: Any = None) -> bool:
+    if headers is not None and headers.get("cf-mitigated", "").lower() == "challenge":
+        return True
+    low = body.lower()
+    return any(marker in low for marker in _CLOUDFLARE_MARKERS)
+
+
+def excerpt(body: str, limit: int = 160) -> str:
+    """A short, single-line, secret-free excerpt of a response body."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", body, re.I | re.S)
+    if title and title.group(1).strip():
+        text = title.group(1)
+    elif "<" in body and ">" in body:
+        text = re.sub(r"<[^>]+>", " ", body)
+    else:
+        text = body
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return redact(text)
+
+
+def _error_message(body: str) -> str:
+    """The message of a JSON error body (OpenAI style), else an excerpt."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return excerpt(body)
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            err = err.get("message") or err.get("detail") or err
+        return excerpt(str(err))
+    return excerpt(body)
+
+
+def status_error(status: int, body: str, *, headers: Any = None, url: str = "",
+                 provider: str | None = None) -> errors.HTTPStatusError:
+    """The right :class:`~ipyg4f.errors.HTTPStatusError` for an error response."""
+    kw = {"url": url, "provider": provider}
+    if status in (403, 429, 503) and is_cloudflare(body, headers):
+        return errors.CloudflareError(status, excerpt(body), **kw)
+    message = _error_message(body)
+    if status == 429:
+        return errors.RateLimitError(status, message, **kw)
+    if status in (401, 403):
+        return errors.AuthError(status, message, **kw)
+    return errors.HTTPStatusError(status, message, **kw)
+
+
+async def raise_for_status(response: "aiohttp.ClientResponse", provider: str | None = None) -> None:
+    if response.status < 400:
+        return
+    raw = await response.content.read(65536)
+    body = raw.decode(response.get_encoding() if response.charset else "utf-8", errors="replace")
+    raise status_error(response.status, body, headers=response.headers,
+                       url=str(response.url), provider=provider)
+
+
+def _host(url: Any) -> str:
+    return urlsplit(str(url)).netloc.rpartition("@")[2] or str(url)
+
+
+@asynccontextmanager
+async def request(session: "aiohttp.ClientSession", method: str, url: str, *,
+                  provider: str | None = None, proxy: str | None = None,
+                  **kwargs: Any) -> AsyncIterator["aiohttp.ClientResponse"]:
+    """``session.request`` with status checking and error mapping.
+
+    Errors raised while the caller reads the response inside the block are
+    mapped too: a break after the headers arrived is a
+    :class:`~ipyg4f.errors.StreamBrokenError`.
+    """
+    import aiohttp
+
+    host = _host(url)
+    timeout = session.timeout.sock_read
+    started = False
+    try:
+        async with session.request(method, url, proxy=proxy_url(proxy), **kwargs) as response:
+            await raise_for_status(response, provider)
+            started = True
+            yield response
+    except errors.ProviderError as exc:
+        if exc.provider is None:
+            exc.provider = provider
+        raise
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:  # TimeoutError on 3.11+
+        what = "stopped sending" if started else "did not answer"
+        raise errors.ProviderTimeoutError(f"{host} {what} within {timeout:g} s",
+                                          provider=provider) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise errors.ProviderConnectionError(f"cannot connect to {host}", provider=provider) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise errors.StreamBrokenError(f"the answer from {host} was cut off ({_short(exc)})",
+                                       provider=provider) from exc
+    except (aiohttp.ServerDisconnectedError, ConnectionResetError, aiohttp.ClientOSError) as exc:
+        if started:
+            raise errors.StreamBrokenError(f"the connection to {host} broke mid-answer",
+                                           provider=provider) from exc
+        raise errors.ProviderConnectionError(f"cannot reach {host} ({_short(exc)})",
+                                             provider=provider) from exc
+    except aiohttp.ClientError as exc:
+        raise errors.ProviderError(f"request to {host} failed ({_short(exc)})", provider=provider) from exc
+
+
+def _short(exc: BaseException) -> str:
+    return redact(errors.describe(exc).splitlines()[0][:160]) if str(exc) else type(exc).__name__
+
+
+# --- body helpers ------------------------------------------------------------
+
+async def iter_text(response: "aiohttp.ClientResponse") -> AsyncIterator[str]:
+    """The body as text pieces, UTF-8 decoded incrementally (split characters survive)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    async for chunk in response.content.iter_any():
+        if text := decoder.decode(chunk):
+            yield text
+    if tail := decoder.decode(b"", final=True):
+        yield tail
+
+
+async def read_json(response: "aiohttp.ClientResponse", provider: str | None = None) -> Any:
+    """The body parsed as JSON, or a :class:`~ipyg4f.errors.ResponseFormatError` saying why not."""
+    raw = await response.read()
+    body = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(body)
+    except ValueError:
+        pass
+    host = _host(response.url)
+    if is_cloudflare(body, response.headers):
+        raise errors.CloudflareError(response.status, excerpt(body), url=str(response.url), provider=provider)
+    stripped = body.lstrip()
+    if not stripped:
+        what = "an empty body"
+    elif stripped[:1] == "<":
+        what = f"an HTML page ({excerpt(body, 80)})"
+    elif stripped[:1] in "{[":
+        what = "truncated or invalid JSON"
+    else:
+        what = f"text that is not JSON ({excerpt(body, 80)})"
+    raise errors.ResponseFormatError(f"{host} sent {what} where JSON was expected", provider=provider)
