@@ -1,0 +1,54 @@
+"""Settings, as traitlets: ``%config ChatConfig.provider = "OpenAI"`` and friends."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from traitlets import Bool, Float, Int, Unicode
+from traitlets.config import Configurable
+
+
+def data_dir() -> Path:
+    """Per-user data directory: $IPYG4F_DATA_DIR, else $XDG_DATA_HOME/ipyg4f, else ~/.local/share/ipyg4f."""
+    if env := os.environ.get("IPYG4F_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "ipyg4f"
+
+
+class ChatConfig(Configurable):
+    """Defaults of ``%%chat`` and the panel."""
+
+    provider = Unicode(
+        "", help="Default provider. Empty: Local when ipyg4f[local] is installed, else Fallback."
+    ).tag(config=True)
+    model = Unicode("", help="Default model; empty: the provider's own default.").tag(config=True)
+    system = Unicode("", help="Default system prompt.").tag(config=True)
+    proxy = Unicode("", help="Default proxy URL (also $IPYG4F_PROXY). Never echoed.").tag(config=True)
+    timeout = Float(120.0, help="Longest silence (seconds) allowed from a provider.").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Default temperature (None: the provider's).").tag(config=True)
+    format = Unicode("markdown", help="Default answer format: markdown, text or code.").tag(config=True)
+    thread = Unicode("default", help="Default conversation thread (-c).").tag(config=True)
+    max_context = Int(50, help="Most earlier exchanges sent as context (0: none).").tag(config=True)
+    updates_per_second = Float(20.0, help="Most display updates per second while streaming.").tag(config=True)
+    history_path = Unicode("", help="History database; empty: <data dir>/history.sqlite3.").tag(config=True)
+    show_traceback = Bool(False, help="Show full tracebacks of provider failures (like --debug).").tag(config=True)
+
+    def resolved_provider(self) -> str:
+        if self.provider:
+            return self.provider
+        from .providers import get_provider
+
+        try:
+            if get_provider("Local").is_available():
+                return "Local"
+        except Exception:
+            pass
+        return "Fallback"
+
+    def resolved_history_path(self) -> Path:
+        return Path(self.history_path) if self.history_path else data_dir() / "history.sqlite3"
+
+    def resolved_proxy(self) -> str | None:
+        return self.proxy or os.environ.get("IPYG4F_PROXY") or None
