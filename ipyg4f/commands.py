@@ -17,7 +17,7 @@ from .runner import Answer, run_blocking
 def run_cell(magics: Any, args: Any, cell: str) -> None:
     chat, shell = magics.state, magics.shell
     config = chat.config
-    prompt = (cell if args.raw else fill_template(cell, shell.user_ns)).strip()
+    prompt = (cell if args.raw else fill_template(cell, _namespace(shell))).strip()
     if not prompt:
         raise UsageError("the cell is empty: write the prompt below the %%chat line")
     cell_id = chat.new_cell_id()
@@ -53,7 +53,15 @@ def run_cell(magics: Any, args: Any, cell: str) -> None:
             raise answer.error
         raise ChatFailed(_failure_lines(answer))
     if answer.status == "interrupted":
-        raise ChatFailed([f"⏹ interrupted: {note}"])
+        raise ChatFailed([f"⏹ {note}"])
+
+
+def _namespace(shell: Any) -> Any:
+    """The user namespace, with ``In`` as the cells were typed (not as IPython transformed them)."""
+    from collections import ChainMap
+
+    raw = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    return ChainMap({"In": raw}, shell.user_ns) if raw is not None else shell.user_ns
 
 
 def _note(answer: Answer) -> str:

@@ -1,0 +1,278 @@
+"""%%chat in a real ipykernel, driven like JupyterLab (cell ids in execute requests),
+against the local protocol server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kernel_harness import Kernel
+from protocol_server import ProtocolServer
+
+pytestmark = pytest.mark.kernel
+
+SECRET = "sk-test-SECRET-4f9c2a7d"
+PROXY_PASSWORD = "pr0xy-PASSWORD-77"
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ProtocolServer()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ipyg4f-data")
+
+
+@pytest.fixture(scope="module")
+def kernel(server, data_dir):
+    k = Kernel(env={
+        "OPENAI_BASE_URL": server.base_url + "/v1",
+        "OPENAI_API_KEY": SECRET,
+        "IPYG4F_DATA_DIR": str(data_dir),
+        "JPY_SESSION_NAME": str(data_dir / "notebook.ipynb"),
+    })
+    k.ok("%load_ext ipyg4f")
+    k.ok("%chat use -p OpenAI")
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh(server):
+    server.reset()
+    yield
+
+
+def thread() -> str:
+    """A thread of its own for each test, so tests do not see each other's exchanges."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+def sent_messages(server) -> list[dict]:
+    chats = [r for r in server.requests if r.path.endswith("/chat/completions")]
+    return chats[-1].json["messages"]
+
+
+def test_answer_streams_into_one_display_and_ends_as_markdown(kernel, server):
+    server.chunks = [f"word{i} " for i in range(40)]
+    server.chunk_delay = 0.02
+    ex = kernel.run(f"%%chat -c {thread()}\nSay forty words")
+    assert ex.status == "ok", ex.text()
+    displays = ex.displays
+    assert displays[0]["msg_type"] == "display_data"
+    assert "waiting" in displays[0]["content"]["data"]["text/plain"]
+    display_ids = {m["content"]["transient"]["display_id"] for m in displays}
+    assert len(display_ids) == 1, "one display, updated in place"
+    partials = [m["content"]["data"]["text/plain"] for m in ex.updates[:-1]]
+    assert len(set(partials)) >= 3, "incremental updates before the end"
+    assert all(p.endswith("▌") for p in partials)
+    final = ex.final()
+    answer = "".join(server.chunks)
+    assert final["data"]["text/markdown"] == answer
+    assert final["data"]["text/plain"] == answer
+    assert "<p>word0 word1" in final["data"]["text/html"]
+    meta = final["metadata"]["ipyg4f"]
+    assert meta["provider"] == "OpenAI" and meta["model"] == "gpt-4o-mini" and meta["status"] == "ok"
+
+
+def test_update_rate_is_bounded_for_a_fast_stream(kernel, server):
+    server.chunks = ["x"] * 5000
+    ex = kernel.run(f"%%chat -c {thread()}\nfast")
+    assert ex.status == "ok", ex.text()
+    assert ex.final()["data"]["text/plain"] == "x" * 5000
+    first, last = ex.displays[0]["received"], ex.displays[-1]["received"]
+    allowed = 1 + 20 * (last - first) + 2
+    assert len(ex.updates) <= allowed, (len(ex.updates), last - first)
+
+
+def test_rerun_replaces_the_cells_exchange(kernel, server):
+    t = thread()
+    server.answer = "first answer"
+    kernel.ok(f"%%chat -c {t}\nquestion one", cell_id="cell-A")
+    server.answer = "second answer"
+    kernel.ok(f"%%chat -c {t}\nquestion one, again", cell_id="cell-A")
+    server.answer = "answer B"
+    kernel.ok(f"%%chat -c {t}\nquestion two", cell_id="cell-B")
+    # context of cell B holds cell A's exchange once, in its latest form
+    assert sent_messages(server) == [
+        {"role": "user", "content": "question one, again"},
+        {"role": "assistant", "content": "second answer"},
+        {"role": "user", "content": "question two"},
+    ]
+    # re-running A sends B as context, not A itself
+    kernel.ok(f"%%chat -c {t}\nquestion one", cell_id="cell-A")
+    assert sent_messages(server) == [
+        {"role": "user", "content": "question two"},
+        {"role": "assistant", "content": "answer B"},
+        {"role": "user", "content": "question one"},
+    ]
+    history = kernel.ok(f"%chat history -c {t}").text()
+    assert history.count("question one") == 1 and "question two" in history
+
+
+def test_threads_stay_apart_and_new_starts_afresh(kernel, server):
+    a, b = thread(), thread()
+    server.answer = "alpha"
+    kernel.ok(f"%%chat -c {a}\nin thread a")
+    kernel.ok(f"%%chat -c {b}\nin thread b")
+    assert sent_messages(server) == [{"role": "user", "content": "in thread b"}]
+    kernel.ok(f"%%chat -c {a}\nagain in a")
+    assert [m["content"] for m in sent_messages(server)] == ["in thread a", "alpha", "again in a"]
+    kernel.ok(f"%%chat -c {a} --new\nfresh start")
+    assert sent_messages(server) == [{"role": "user", "content": "fresh start"}]
+
+
+def test_run_all_executes_every_queued_cell_in_order(kernel, server):
+    server.chunk_delay = 0.01
+    t = thread()
+    executions = [kernel.send(f"%%chat -c {t}\nqueued {i}", cell_id=f"q{i}-{t}") for i in range(6)]
+    executions.append(kernel.send("print('after the chats')", cell_id=f"plain-{t}"))
+    for ex in executions:
+        kernel.wait(ex)
+        assert ex.status == "ok", ex.text()
+    prompts = [r.json["messages"][-1]["content"] for r in server.requests if r.path.endswith("/completions")]
+    assert prompts == [f"queued {i}" for i in range(6)]
+    assert "after the chats" in executions[-1].stream()
+
+
+def test_interrupt_keeps_partial_answer_and_the_next_cell_works(kernel, server):
+    server.chunks = [f"part{i} " for i in range(200)]
+    server.chunk_delay = 0.05
+    t = thread()
+    ex = kernel.send(f"%%chat -c {t}\nlong answer please", cell_id=f"int-{t}")
+    kernel.wait_for(ex, lambda m: m["msg_type"] == "update_display_data"
+                    and "part2" in m["content"]["data"]["text/plain"])
+    kernel.interrupt()
+    kernel.wait(ex, timeout=10)
+    assert ex.status == "error"
+    assert ex.error["ename"] == "ChatFailed"
+    assert len(ex.error["traceback"]) <= 2, "a short message, not a traceback wall"
+    final = ex.final()
+    assert final["metadata"]["ipyg4f"]["status"] == "interrupted"
+    partial = final["data"]["text/markdown"]
+    assert partial.startswith("part0 part1 part2") and "interrupt" in partial
+    finished = ex.messages[-1]["received"] - ex.displays[0]["received"]
+    assert finished < 200 * 0.05, "stopped well before the stream would have ended"
+    history = kernel.ok(f"%chat history -c {t}").text()
+    assert "interrupted" in history and "part0" in history
+    assert "2" in kernel.ok("print(1 + 1)").stream()
+
+
+def test_failure_mid_stream_keeps_the_partial_answer(kernel, server):
+    server.chunks = [f"bit{i} " for i in range(10)]
+    server.fault = "reset"
+    server.fault_after = 4
+    t = thread()
+    ex = kernel.run(f"%%chat -c {t}\nwill break")
+    assert ex.status == "error"
+    assert ex.error["ename"] == "ChatFailed"
+    message = "\n".join(ex.error["traceback"])
+    assert "OpenAI" in message and "Traceback" not in message
+    final = ex.final()
+    assert final["metadata"]["ipyg4f"]["status"] == "error"
+    assert final["data"]["text/plain"].startswith("bit0 bit1 bit2 bit3")
+    assert "bit0" in kernel.ok(f"%chat history -c {t}").text()
+    assert kernel.ok("print('alive')").stream() == "alive\n"
+
+
+def test_user_errors_are_usage_errors_without_traceback(kernel):
+    for code, words in [
+        ("%%chat --format bogus\nhi", "invalid choice"),
+        ("%%chat -p NoSuchProvider\nhi", "known providers"),
+        ("%%chat -p Pizzagpt -m no-such-model\nhi", "valid models"),
+        ("%%chat\n   ", "empty"),
+        ("%chat frobnicate", "use one of"),
+    ]:
+        ex = kernel.run(code)
+        assert ex.status == "error"
+        assert ex.reply["content"]["ename"] == "UsageError", (code, ex.reply["content"])
+        assert words in ex.text(), (code, ex.text())
+        assert "Traceback" not in ex.text()
+
+
+def test_prompt_template_fills_names_from_the_namespace(kernel, server):
+    kernel.ok("topic = 'tides'\ncount = 3")
+    kernel.ok(f"%%chat -c {thread()}\nGive {{count}} facts on {{topic}}, {{unknown}}, {{{{literal}}}}, {{In[1]}}")
+    sent = sent_messages(server)[-1]["content"]
+    assert sent.startswith("Give 3 facts on tides, {unknown}, {literal}, ")
+    assert "%load_ext ipyg4f" in sent  # In[1]
+    kernel.ok(f"%%chat -c {thread()} --raw\nliteral {{topic}}")
+    assert sent_messages(server)[-1]["content"] == "literal {topic}"
+
+
+def test_out_variable_and_text_format(kernel, server):
+    server.answer = "stored *answer*"
+    ex = kernel.ok(f"%%chat -c {thread()} -o result -f text\nstore it")
+    assert "text/markdown" not in ex.final()["data"]
+    assert kernel.ok("print(repr(result))").stream() == "'stored *answer*'\n"
+
+
+def test_html_in_answers_is_sanitised(kernel, server):
+    server.answer = 'hi <img src=x onerror="alert(1)"> <script>alert(2)</script> [x](javascript:alert(3))'
+    html = kernel.ok(f"%%chat -c {thread()}\nxss").final()["data"]["text/html"]
+    assert "<img" not in html and "<script" not in html and 'href="javascript' not in html
+
+
+def test_kernel_restart_keeps_history(server, data_dir, tmp_path):
+    env = {"OPENAI_BASE_URL": server.base_url + "/v1", "IPYG4F_DATA_DIR": str(tmp_path),
+           "JPY_SESSION_NAME": str(tmp_path / "restart.ipynb")}
+    k = Kernel(env=env)
+    try:
+        k.ok("%load_ext ipyg4f")
+        server.answer = "remembered answer"
+        k.ok("%%chat -p OpenAI\nremember me", cell_id="r1")
+        k.restart()
+        k.ok("%load_ext ipyg4f")
+        text = k.ok("%chat history").text()
+        assert "remember me" in text and "remembered answer" in text
+        server.answer = "next"
+        k.ok("%%chat -p OpenAI\nand now?", cell_id="r2")
+        assert [m["content"] for m in sent_messages(server)] == ["remember me", "remembered answer", "and now?"]
+    finally:
+        k.shutdown()
+    db = tmp_path / "history.sqlite3"
+    assert oct(db.stat().st_mode & 0o777) == "0o600"
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_secrets_never_appear(kernel, server, data_dir):
+    kernel.ok(f"my_proxy = 'http://user:{PROXY_PASSWORD}@127.0.0.1:9'")
+    outputs = []
+    server.fault = "http401"
+    outputs.append(kernel.run(f"%%chat -c {thread()}\nwith key").text())
+    outputs.append(kernel.run(f"%%chat -c {thread()} --proxy $my_proxy\nvia proxy").text())
+    server.fault = None
+    outputs.append(kernel.ok(f"%%chat -c {thread()}\nplain").text())
+    outputs.append(kernel.ok("%chat history").text())
+    auth = [r.headers.get("authorization") for r in server.requests if r.path.endswith("/completions")]
+    assert f"Bearer {SECRET}" in auth, "the key was really sent"
+    joined = "\n".join(outputs)
+    assert "not authorised" in joined
+    assert SECRET not in joined and PROXY_PASSWORD not in joined
+    for f in Path(data_dir).iterdir():
+        blob = f.read_bytes()
+        assert SECRET.encode() not in blob and PROXY_PASSWORD.encode() not in blob, f
+
+
+def test_unload_removes_the_magics_and_the_hook(kernel):
+    kernel.ok("%unload_ext ipyg4f")
+    try:
+        ex = kernel.run("%%chat\nhi")
+        assert ex.status == "error" and ex.reply["content"]["ename"] == "UsageError"
+        n = kernel.ok("print(len(get_ipython().events.callbacks['pre_run_cell']))").stream()
+        kernel.ok("%load_ext ipyg4f")
+        m = kernel.ok("print(len(get_ipython().events.callbacks['pre_run_cell']))").stream()
+        assert int(m) == int(n) + 1
+    finally:
+        kernel.ok("%load_ext ipyg4f")
+        kernel.ok("%chat use -p OpenAI")
