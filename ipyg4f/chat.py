@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import history
 from .config import ChatConfig
 from .errors import describe
-from .http import redact
-from .runner import Answer, ChatRequest
+
+if TYPE_CHECKING:  # imported lazily: loading the extension stays cheap
+    from .history import HistoryStore
+    from .runner import Answer, ChatRequest
 
 
 def notebook_key() -> str:
@@ -33,7 +33,7 @@ class Chat:
         self.config = config or ChatConfig(parent=shell)
         self.notebook = notebook_key()
         self.cell_id: str | None = None
-        self._store: history.HistoryStore | None = None
+        self._store: HistoryStore | None = None
 
     # -- events --------------------------------------------------------------
     def pre_run_cell(self, info: Any) -> None:
@@ -41,9 +41,11 @@ class Chat:
 
     # -- history -------------------------------------------------------------
     @property
-    def store(self) -> history.HistoryStore:
+    def store(self) -> HistoryStore:
         if self._store is None:
-            self._store = history.HistoryStore(self.config.resolved_history_path())
+            from .history import HistoryStore
+
+            self._store = HistoryStore(self.config.resolved_history_path())
         return self._store
 
     def close(self) -> None:
@@ -56,7 +58,7 @@ class Chat:
 
     def new_cell_id(self) -> str:
         """The running cell's id, or a fresh one (terminal IPython: each run is its own exchange)."""
-        return self.cell_id or f"run-{uuid.uuid4().hex}"
+        return self.cell_id or f"run-{os.urandom(16).hex()}"
 
     # -- requests ------------------------------------------------------------
     def resolve(self, provider: str | None, model: str | None) -> tuple[Any, str, str]:
@@ -75,6 +77,8 @@ class Chat:
                 system: str | None = None, thread: str | None = None, temperature: float | None = None,
                 proxy: str | None = None, timeout: float | None = None,
                 extra: dict[str, Any] | None = None) -> ChatRequest:
+        from .runner import ChatRequest
+
         cls, name, model = self.resolve(provider, model)
         messages: list[dict[str, str]] = []
         system = system if system is not None else self.config.system
@@ -93,6 +97,8 @@ class Chat:
 
     def record(self, prompt: str, answer: Answer, *, cell_id: str, thread: str | None = None) -> None:
         """Store the exchange; a failed re-run that produced nothing keeps the cell's earlier answer."""
+        from .http import redact
+
         thread = self.thread_name(thread)
         if answer.status != "ok" and not answer.text:
             if self.store.get(self.notebook, thread, cell_id) is not None:

@@ -158,17 +158,22 @@ def cmd_models(magics: Any, args: Any) -> list[str] | None:
 
 
 def cmd_history(magics: Any, args: Any) -> None:
-    chat = magics.state
-    thread = chat.thread_name(args.thread)
-    exchanges = chat.store.exchanges(chat.notebook, thread)
     from IPython.display import display
 
-    if not exchanges:
+    chat = magics.state
+    thread = chat.thread_name(args.thread)
+    total = chat.store.count(chat.notebook, thread)
+    if not total:
         display({"text/plain": f"thread {thread!r}: no exchanges yet"}, raw=True)
         return
+    last = args.last if args.last and args.last > 0 else None
+    exchanges = chat.store.exchanges(chat.notebook, thread, last=last)
+    first = total - len(exchanges) + 1
     rows = [[str(i), ex.provider, ex.status, _clip(ex.prompt), _clip(ex.answer)]
-            for i, ex in enumerate(exchanges, 1)]
+            for i, ex in enumerate(exchanges, first)]
     _show_table(["#", "provider", "status", "prompt", "answer"], rows)
+    if first > 1:
+        display({"text/plain": f"({first - 1} earlier exchanges not shown: %chat history --last 0 shows all)"}, raw=True)
 
 
 def _clip(text: str, limit: int = 80) -> str:

@@ -135,8 +135,14 @@ class HistoryStore:
         with self._lock:
             return [Exchange(*row) for row in self._db.execute(sql, args)]
 
-    def exchanges(self, notebook: str, thread: str) -> list[Exchange]:
-        return self._select("notebook=? AND thread=?", (notebook, thread))
+    def exchanges(self, notebook: str, thread: str, last: int | None = None) -> list[Exchange]:
+        """The thread's exchanges in first-run order (only the ``last`` ones if given)."""
+        return self._select("notebook=? AND thread=?", (notebook, thread), last)
+
+    def count(self, notebook: str, thread: str) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM exchange WHERE archived=0 AND notebook=? AND thread=?",
+                                    (notebook, thread)).fetchone()[0]
 
     def get(self, notebook: str, thread: str, cell_id: str) -> Exchange | None:
         found = self._select("notebook=? AND thread=? AND cell_id=?", (notebook, thread, cell_id))

@@ -77,6 +77,7 @@ class ChatMagics(Magics):
     @argument("-o", "--out", metavar="VAR", help="also store the answer text in this variable")
     @argument("-r", "--raw", action="store_true", help="send the body as written (no {name} filling)")
     @argument("--debug", action="store_true", help="show the full traceback of a failure")
+    @argument("--last", type=int, default=50, metavar="N", help="line mode: %%chat history shows the last N (0: all)")
     @argument("command", nargs="*", help="line mode: providers | models [-p P] | history [-c NAME] | "
                                           "reset [-c NAME] | use -p P [-m M] | panel")
     @line_cell_magic
