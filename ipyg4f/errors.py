@@ -98,6 +98,16 @@ class ResponseFormatError(ProviderError):
     hint = "the service changed or is broken; try another provider (-p)"
 
 
+class RefusedError(ProviderError, ValueError):
+    """The service answered with a refusal instead of an answer (Pizzagpt's "Misuse detected")."""
+
+    hint = "the service refuses this client; try another provider (-p)"
+
+
+class TokensNotFoundError(ResponseFormatError, RuntimeError):
+    """A page that should carry the session tokens a protocol needs did not."""
+
+
 class UnknownProviderError(ProviderError, KeyError):
     """No provider of that name is registered."""
 

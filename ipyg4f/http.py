@@ -199,14 +199,18 @@ async def request(session: "aiohttp.ClientSession", method: str, url: str, *,
             exc.provider = provider
         raise
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:  # TimeoutError on 3.11+
-        what = "stopped sending" if started else "did not answer"
-        raise errors.ProviderTimeoutError(f"{host} {what} within {timeout:g} s",
-                                          provider=provider) from exc
+        if isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ())):  # aiohttp >= 3.10
+            message = f"{host} could not be reached within {session.timeout.connect:g} s"
+        elif started:
+            message = f"{host} stopped sending: nothing arrived for {timeout:g} s"
+        else:
+            message = f"{host} did not answer within {timeout:g} s"
+        raise errors.ProviderTimeoutError(message, provider=provider) from exc
     except aiohttp.ClientConnectorError as exc:
         raise errors.ProviderConnectionError(f"cannot connect to {host}", provider=provider) from exc
     except aiohttp.ClientPayloadError as exc:
-        raise errors.StreamBrokenError(f"the answer from {host} was cut off ({_short(exc)})",
-                                       provider=provider) from exc
+        raise errors.StreamBrokenError(f"the answer from {host} was cut off: the connection closed "
+                                       "before the end", provider=provider) from exc
     except (aiohttp.ServerDisconnectedError, ConnectionResetError, aiohttp.ClientOSError) as exc:
         if started:
             raise errors.StreamBrokenError(f"the connection to {host} broke mid-answer",

@@ -83,7 +83,8 @@ class SSEDecoder:
 
     def decode(self, line: str) -> ServerSentEvent | None:
         if not line:
-            if not self._data and self._event is None and self._id is None and self._retry is None:
+            # the last event id persists across events (WHATWG), so it alone dispatches nothing
+            if not self._data and self._event is None and self._retry is None:
                 return None
             sse = ServerSentEvent("\n".join(self._data), self._event, self._id, self._retry)
             self._data, self._event, self._retry = [], None, None

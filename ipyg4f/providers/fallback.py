@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar, Sequence
 
-from ..errors import AllProvidersFailedError, ModelNotFoundError
+from ..errors import AllProvidersFailedError, ProviderError
 from .base import AsyncGeneratorProvider, AsyncResult, Marker, Messages, ProviderUsed
 
 
@@ -59,17 +59,23 @@ class Fallback(AsyncGeneratorProvider):
                 if get_model is not None:
                     used_model = get_model(model)
                 gen = provider.create_async_generator(used_model, messages, proxy=proxy, **kwargs)
+                held: list[Marker] = []  # markers before the first text; dropped if nothing follows
                 try:
                     async for chunk in gen:
-                        if not streamed and not isinstance(chunk, Marker):
+                        if not streamed:
+                            if isinstance(chunk, Marker):
+                                held.append(chunk)
+                                continue
                             streamed = True
                             yield ProviderUsed(name, used_model or "")
+                            for marker in held:
+                                yield marker
                         yield chunk
                 finally:
                     await gen.aclose()
                 if streamed:
                     return
-                failures.append((name, ModelNotFoundError("answered nothing")))
+                failures.append((name, ProviderError("answered nothing", provider=name)))
             except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:

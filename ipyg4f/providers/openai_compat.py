@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, ClassVar
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, ClassVar
 
 from .. import errors, http
 from ..sse import aiter_sse
@@ -77,8 +78,9 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
         body.update({k: kwargs[k] for k in _KWARGS if kwargs.get(k) is not None})
         name = cls.__name__
         async with http.session(cls._headers(api_key), timeout=timeout) as session:
-            async with http.request(session, "POST", f"{url}/chat/completions", json=body,
-                                    proxy=proxy, provider=name) as response:
+            async with _model_errors(name, model), \
+                    http.request(session, "POST", f"{url}/chat/completions", json=body,
+                                 proxy=proxy, provider=name) as response:
                 if not response.content_type.startswith("text/event-stream"):
                     # a server that ignores "stream": one JSON answer
                     data = await http.read_json(response, name)
@@ -88,7 +90,9 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
                         yield content
                     yield FinishReason(choice.get("finish_reason") or "stop")
                     return
+                events = 0
                 async for event in aiter_sse(response.content.iter_any()):
+                    events += 1
                     if event.data.strip() == "[DONE]":
                         break
                     if not event.data:
@@ -105,6 +109,9 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
                             yield content
                         if reason := choice.get("finish_reason"):
                             yield FinishReason(reason)
+                if not events:
+                    raise errors.ResponseFormatError(f"{url}/chat/completions sent an empty event stream",
+                                                     provider=name)
 
     @classmethod
     async def list_models(cls, *, base_url: str | None = None, api_key: str | None = None,
@@ -116,6 +123,18 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
                 data = await http.read_json(response, cls.__name__)
         items = data.get("data", []) if isinstance(data, dict) else data
         return sorted(str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id"))
+
+
+@asynccontextmanager
+async def _model_errors(provider: str, model: str) -> AsyncIterator[None]:
+    """An HTTP 404 that names the model means the model is unknown, not the URL."""
+    try:
+        yield
+    except errors.HTTPStatusError as exc:
+        if exc.status == 404 and "model" in exc.body.lower():
+            raise errors.ModelNotFoundError(f"{provider} does not know model {model!r}: {exc.body}",
+                                            provider=provider) from exc
+        raise
 
 
 def _raise_error_event(data: Any, provider: str, model: str) -> None:

@@ -1,0 +1,36 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+# --- protocol server: one local server speaking every provider protocol ----------
+# ``protocol_server`` is one server for the whole session, reset before each test
+# (fast); ``seed_urls`` points the four seed providers at it for one test.
+
+from protocol_server import ProtocolServer
+
+SEED_PROVIDERS = ("Pizzagpt", "ChatGptt", "AI365VIP", "Acytoo")
+
+
+@pytest.fixture(scope="session")
+def _protocol_server_session():
+    with ProtocolServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def protocol_server(_protocol_server_session):
+    srv = _protocol_server_session
+    srv.reset()
+    yield srv
+    srv.reset()
+
+
+@pytest.fixture
+def seed_urls(protocol_server, monkeypatch):
+    from ipyg4f.providers import get_provider
+
+    for name in SEED_PROVIDERS:
+        monkeypatch.setattr(get_provider(name), "url", protocol_server.base_url)
+    return protocol_server
