@@ -141,7 +141,8 @@ def run_blocking(request: ChatRequest, answer: Answer, renderer: Any) -> Answer:
     def on_item(item: Any) -> None:
         with lock:
             buffer.append(item)
-            wake.set()
+            if not wake.is_set():  # one wake-up per batch, not per chunk
+                wake.set()
 
     async def pump() -> None:
         try:
@@ -168,14 +169,13 @@ def run_blocking(request: ChatRequest, answer: Answer, renderer: Any) -> Answer:
         while True:
             timeout = renderer.wait_time() if renderer.pending() else None
             wake.wait(timeout)
-            done = finished.is_set()
+            if finished.is_set():  # the final render follows: no update for the last batch
+                drain()
+                break
             if drain():
                 renderer.update(lambda: answer.text)
             elif renderer.pending():
                 renderer.flush()
-            if done:
-                drain()
-                break
     except KeyboardInterrupt:
         future.cancel()
         finished.wait(CANCEL_GRACE)

@@ -38,7 +38,7 @@ def test_quickstart_runs_against_an_openai_compatible_server(via_server):
     nb = execute_notebook(NOTEBOOKS / "quickstart.ipynb", timeout=60)
     texts = outputs(nb)
     assert "Answer from the local protocol server." in texts[1]
-    assert via_server.requests[-1].json["messages"][-1]["content"].endswith("What is the capital of Italy?")
+    assert via_server.requests[-1].json["messages"][-1]["content"].endswith("What is the capital of Japan?")
     assert "The model said: 'Answer from the local protocol server.'" in texts[4]
     assert "Pizzagpt" in texts[5]
 
@@ -68,4 +68,4 @@ def test_quickstart_answers_offline_with_the_bundled_model(kernel_env, monkeypat
     nb = execute_notebook(NOTEBOOKS / "quickstart.ipynb", timeout=300)
     texts = outputs(nb)
     assert "Paris" in texts[1], texts[1]
-    assert "Rome" in texts[3], texts[3]
+    assert "Tokyo" in texts[3], texts[3]

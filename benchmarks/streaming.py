@@ -1,0 +1,172 @@
+"""Streaming overhead of ``%%chat`` in a real ipykernel against the floor.
+
+A local OpenAI-compatible server streams N SSE chunks (N = 200, 5,000,
+50,000; 0 ms and 2 ms between chunks).  The floor is plain aiohttp in this
+process reading the same stream to its end.  ``%%chat -p OpenAI`` runs in a
+real kernel; times come from iopub message arrival in this process.
+
+Reported per case (medians of REPEAT runs): time to the first chunk / first
+visible update, time to the end / final answer, display messages, kernel CPU.
+Targets: first visible update <= floor + 10 ms; total <= 1.2x floor at
+N = 5,000; display messages <= 1 + 20/s of streaming + 1; kernel CPU at
+50,000 <= 12x of 5,000.
+
+    python benchmarks/streaming.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+from _common import machine, versions  # noqa: E402
+
+CASES = [(200, 0.0), (5_000, 0.0), (50_000, 0.0), (200, 0.002), (5_000, 0.002), (50_000, 0.002)]
+
+
+class SSEServer:
+    """Streams ``n`` pre-encoded chunks with ``delay`` between them."""
+
+    def __init__(self) -> None:
+        from aiohttp import web
+
+        self.n, self.delay = 10, 0.0
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app, access_log=None)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.loop.run_until_complete(self.runner.setup())
+        self.loop.run_until_complete(web.SockSite(self.runner, sock).start())
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def chat(self, request):
+        from aiohttp import web
+
+        await request.read()
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        chunk = ("data: " + json.dumps({"choices": [{"delta": {"content": "tok "}}]}) + "\n\n").encode()
+        for _ in range(self.n):
+            await resp.write(chunk)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+
+async def floor_once(url: str) -> tuple[float, float]:
+    import aiohttp
+
+    t0 = time.monotonic()
+    first = None
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url + "/chat/completions", json={"model": "m", "messages": [], "stream": True}) as r:
+            async for data in r.content.iter_any():
+                if first is None and b"content" in data:
+                    first = time.monotonic() - t0
+    return first, time.monotonic() - t0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of the process, in ns resolution (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            pass
+    return total / 1e9
+
+
+def kernel_once(k, i: int) -> dict:
+    pid = k.km.provisioner.process.pid
+    cpu0 = cpu_seconds(pid)
+    t0 = time.monotonic()
+    ex = k.send(f"%%chat -p OpenAI -c bench{i} --new\nstream please", cell_id=f"bench-{i}")
+    k.wait(ex, timeout=600)
+    cpu = cpu_seconds(pid) - cpu0
+    assert ex.status == "ok", ex.text()
+    displays = ex.displays
+    visible = [m for m in displays if "tok" in m["content"]["data"].get("text/plain", "")]
+    first = visible[0]["received"] - t0
+    end = displays[-1]["received"] - t0
+    streaming = displays[-1]["received"] - displays[0]["received"]
+    return {"first": first, "total": end, "messages": len(displays), "streaming": streaming, "cpu": cpu}
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv
+    repeat = 3 if quick else 5
+    from kernel_harness import Kernel
+
+    srv = SSEServer()
+    tmp = tempfile.mkdtemp(prefix="ipyg4f-bench-")
+    k = Kernel(env={"OPENAI_BASE_URL": srv.base_url, "IPYG4F_DATA_DIR": tmp,
+                    "JPY_SESSION_NAME": f"{tmp}/bench.ipynb"})
+    results, ok, i = {}, True, 0
+    try:
+        k.ok("%load_ext ipyg4f")
+        srv.n, srv.delay = 50, 0.0
+        kernel_once(k, -1)  # warm-up: imports, first connection
+        print(f"machine: {machine()}")
+        print(f"versions: {versions('ipykernel', 'ipython', 'aiohttp', 'ipyg4f')}")
+        print(f"repeats: {repeat} (medians; kernel CPU = on-CPU time of all kernel threads, /proc schedstat)\n")
+        print(f"{'N':>6} {'gap':>5} | {'floor 1st':>9} {'chat 1st':>9} {'+ms':>6} | {'floor end':>9} "
+              f"{'chat end':>9} {'ratio':>6} | {'msgs':>5} {'limit':>5} | {'cpu s':>6}")
+        for n, delay in CASES:
+            if quick and n == 50_000 and delay:
+                continue
+            srv.n, srv.delay = n, delay
+            reps = 1 if (n == 50_000 and delay) else repeat
+            floors = [asyncio.run(floor_once(srv.base_url)) for _ in range(reps)]
+            runs = []
+            for _ in range(reps):
+                i += 1
+                runs.append(kernel_once(k, i))
+            f1, fend = med([f[0] for f in floors]), med([f[1] for f in floors])
+            c1, cend = med([r["first"] for r in runs]), med([r["total"] for r in runs])
+            msgs = max(r["messages"] for r in runs)
+            limit = int(1 + 20 * max(r["streaming"] for r in runs) + 1) + 1
+            cpu = med([r["cpu"] for r in runs])
+            results[(n, delay)] = cpu
+            ratio = cend / fend
+            print(f"{n:>6} {delay * 1000:>3.0f}ms | {f1 * 1000:>7.1f}ms {c1 * 1000:>7.1f}ms {(c1 - f1) * 1000:>6.1f} | "
+                  f"{fend * 1000:>7.1f}ms {cend * 1000:>7.1f}ms {ratio:>6.2f} | {msgs:>5} {limit:>5} | {cpu:>6.2f}")
+            ok &= msgs <= limit and (c1 - f1) <= 0.010
+            if n == 5_000:
+                ok &= ratio <= 1.2
+        for delay in (0.0, 0.002):
+            if (50_000, delay) in results and (5_000, delay) in results:
+                growth = results[(50_000, delay)] / max(results[(5_000, delay)], 1e-9)
+                print(f"kernel CPU growth 5,000 -> 50,000 chunks (gap {delay * 1000:.0f} ms): {growth:.1f}x (target <= 12x)")
+                ok &= growth <= 12
+    finally:
+        k.shutdown()
+    print("\nall targets met" if ok else "\nsome target missed (see above)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
