@@ -125,7 +125,7 @@ async def test_error_event_mid_stream_is_a_provider_error(api):
     items, exc = await collect_until_error(chat(api))
     assert items == ["Hello "]
     assert type(exc) is errors.ProviderError
-    assert str(exc) == "OpenAICompatible reported an error: The model crashed while generating"
+    assert str(exc) == "OpenAI reported an error: The model crashed while generating"
 
 
 async def test_unknown_model_404_is_a_clear_model_error(api):
@@ -165,7 +165,7 @@ async def test_fault_becomes_a_specific_error_that_never_shows_the_key(api, faul
     _, exc = await collect_until_error(chat(api, timeout=0.5))
     assert type(exc) is exc_type
     assert message in str(exc)
-    assert exc.provider == "OpenAICompatible"
+    assert exc.provider == "OpenAI"
     assert_secret_free(exc)
 
 

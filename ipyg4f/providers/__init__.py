@@ -78,7 +78,7 @@ def is_provider(obj: Any) -> bool:
 
 
 def provider_name(provider: Any) -> str:
-    return getattr(provider, "registry_name", None) or provider.__name__
+    return provider.__dict__.get("registry_name") or provider.__name__
 
 
 def provider_names() -> list[str]:

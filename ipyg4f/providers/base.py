@@ -94,6 +94,11 @@ class AsyncGeneratorProvider:
         raise NotImplementedError
 
     @classmethod
+    def display_name(cls) -> str:
+        """The name users type and see: ``registry_name`` set on this very class, else the class name."""
+        return cls.__dict__.get("registry_name") or cls.__name__
+
+    @classmethod
     def is_available(cls) -> bool:
         """Usable right now without further set-up (key present, extra installed...)."""
         return cls.working
@@ -137,7 +142,12 @@ class ProviderModelMixin:
             return cls.model_aliases[model]
         if cls.models and model not in cls.models:
             raise ModelNotFoundError(
-                f"{cls.__name__} has no model {model!r}; valid models: {', '.join(cls.models)}",
-                provider=cls.__name__,
+                f"{_name(cls)} has no model {model!r}; valid models: {', '.join(cls.models)}",
+                provider=_name(cls),
             )
         return model
+
+
+def _name(cls: type) -> str:
+    display = getattr(cls, "display_name", None)
+    return display() if callable(display) else cls.__name__

@@ -76,7 +76,7 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
         url = cls.resolve_base_url(base_url)
         body: dict[str, Any] = {"model": model, "messages": list(messages), "stream": True}
         body.update({k: kwargs[k] for k in _KWARGS if kwargs.get(k) is not None})
-        name = cls.__name__
+        name = cls.display_name()
         async with http.session(cls._headers(api_key), timeout=timeout) as session:
             async with _model_errors(name, model), \
                     http.request(session, "POST", f"{url}/chat/completions", json=body,
@@ -119,8 +119,8 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
         url = cls.resolve_base_url(base_url)
         async with http.session(cls._headers(api_key), timeout=timeout) as session:
             async with http.request(session, "GET", f"{url}/models", proxy=proxy,
-                                    provider=cls.__name__) as response:
-                data = await http.read_json(response, cls.__name__)
+                                    provider=cls.display_name()) as response:
+                data = await http.read_json(response, cls.display_name())
         items = data.get("data", []) if isinstance(data, dict) else data
         return sorted(str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id"))
 
