@@ -1,0 +1,235 @@
+"""The chat panel in JupyterLab 4, in headless chromium, against the local protocol server.
+
+Run: ``pytest -q tests/browser`` (needs ``ipyg4f[browser]`` and /usr/bin/chromium;
+skipped with the reason otherwise).  Each test opens its own notebook (own
+kernel); the server and the browser are shared by the module.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+KERNEL_READY = """() => {
+    const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
+    return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+}"""
+
+#: records every distinct state of the newest exchange, and any dangerous element or
+#: attribute that ever appears inside an exchange (while streaming as well as at the end)
+RECORDER = """() => {
+    window.__states = []; window.__bad = [];
+    const panel = document.querySelector('.ipyg4f-panel');
+    const record = () => {
+        const turns = panel.querySelectorAll('.ipyg4f-exchange .ipyg4f-turn');
+        const last = turns[turns.length - 1];
+        if (!last) return;
+        const state = last.dataset.status + '|' + last.querySelector('.ipyg4f-answer').innerHTML;
+        if (window.__states[window.__states.length - 1] !== state) window.__states.push(state);
+    };
+    const inspect = (node) => {
+        if (node.nodeType !== 1 || !node.closest('.ipyg4f-exchange')) return;
+        for (const el of [node, ...node.querySelectorAll('*')]) {
+            const tag = el.tagName.toUpperCase();
+            const attrs = [...el.attributes];
+            if (['IMG', 'SCRIPT', 'SVG', 'IFRAME', 'OBJECT', 'EMBED'].includes(tag)
+                || attrs.some(a => a.name.toLowerCase().startsWith('on') || /^\\s*javascript:/i.test(a.value)))
+                window.__bad.push(el.outerHTML);
+        }
+    };
+    new MutationObserver((mutations) => {
+        for (const m of mutations) for (const n of m.addedNodes) inspect(n);
+        record();
+    }).observe(panel, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+def expect():
+    from playwright.sync_api import expect as _expect
+
+    return _expect
+
+
+def open_notebook(page, lab, *cells: str, app: str = "lab"):
+    name = lab.notebook(*cells)
+    page.goto(lab.open_url(name, app))
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    page.wait_for_function(KERNEL_READY, timeout=60_000)
+    return name
+
+
+def cell(page, index: int):
+    return page.locator(".jp-Notebook .jp-Cell").nth(index)
+
+
+def run_cell(page, index: int):
+    c = cell(page, index)
+    c.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    expect()(c.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]:"))
+    return c
+
+
+def show_panel(page, lab, *more_cells: str, app: str = "lab"):
+    """A notebook whose first cell shows the panel; returns the panel's locator."""
+    open_notebook(page, lab, "%load_ext ipyg4f\n%chat panel", *more_cells, app=app)
+    run_cell(page, 0)
+    panel = cell(page, 0).locator(".jp-Cell-outputArea .ipyg4f-panel")
+    expect()(panel).to_be_visible()
+    expect()(panel.locator(".ipyg4f-panel-status")).to_contain_text("ready")
+    assert_widgets_render(page)
+    page.evaluate(RECORDER)
+    return panel
+
+
+def assert_widgets_render(page):
+    body = page.locator("body")
+    expect()(body).not_to_contain_text("Error displaying widget")
+    expect()(body).not_to_contain_text("Loading widget...")
+
+
+def choose_openai(panel, model: str = "test-model"):
+    provider = panel.locator(".widget-dropdown select").nth(0)
+    models = panel.locator(".widget-dropdown select").nth(1)
+    provider.select_option(label="OpenAI")
+    # the model list is fetched from the server (GET /v1/models) without blocking the kernel
+    expect()(models.locator(f'option[value="{model}"]')).to_have_count(1)
+    models.select_option(value=model)
+    return provider, models
+
+
+def ask(panel, prompt: str):
+    panel.locator(".ipyg4f-prompt-input textarea").fill(prompt)
+    panel.locator(".ipyg4f-send button, button.ipyg4f-send").first.click()
+
+
+def last_turn(panel):
+    return panel.locator(".ipyg4f-exchange .ipyg4f-turn").last
+
+
+def test_choose_a_model_send_and_watch_the_answer_stream(page, lab, protocol_server):
+    protocol_server.models = ["gpt-4o-mini", "test-model"]
+    protocol_server.chunks = ["## Tea, briefly\n\n", "Tea is **brewed** ", "from the leaves of ",
+                              "*Camellia sinensis*.\n\n", "- green: unoxidised\n", "- black: fully oxidised\n\n",
+                              "Steep it at `80 °C` for green tea."]
+    protocol_server.chunk_delay = 0.15
+    panel = show_panel(page, lab,
+                       "from ipyg4f.magics import get_chat\nc = get_chat().config\nprint('defaults:', c.provider, c.model)",
+                       "%chat history",
+                       "%chat use -p ChatGptt -m gpt-4")
+    provider, models = choose_openai(panel)
+
+    # the choice is the default of later %%chat cells in this kernel
+    expect()(run_cell(page, 1).locator(".jp-Cell-outputArea")).to_contain_text("defaults: OpenAI test-model")
+
+    ask(panel, "Tell me about tea.")
+    turn = last_turn(panel)
+    expect()(turn).to_have_attribute("data-status", "ok")
+    states = page.evaluate("window.__states")
+    streaming = [s for s in states if s.startswith("streaming|")]
+    assert len(streaming) >= 3, states  # several partial states reached the browser
+    answer = turn.locator(".ipyg4f-answer")
+    expect()(answer.locator("h2")).to_have_text("Tea, briefly")
+    expect()(answer.locator("strong")).to_have_text("brewed")
+    expect()(answer.locator("li")).to_have_count(2)
+    expect()(answer.locator("code")).to_have_text("80 °C")
+    expect()(turn.locator(".ipyg4f-cursor")).to_have_count(0)
+    status = panel.locator(".ipyg4f-panel-status")
+    expect()(status).to_contain_text(re.compile(r"answered in \d+\.\d s"))
+    assert protocol_server.requests[-1].json["model"] == "test-model"
+    assert_widgets_render(page)
+    assert page.errors == []
+
+    DOCS.mkdir(exist_ok=True)
+    panel.screenshot(path=str(DOCS / "panel.png"))
+
+    # the panel's exchange is in the history %%chat uses
+    expect()(run_cell(page, 2).locator(".jp-Cell-outputArea")).to_contain_text("Tell me about tea.")
+    # and %chat use is reflected back in the panel
+    run_cell(page, 3)
+    expect()(provider.locator("option:checked")).to_have_text("ChatGptt")
+    expect()(models.locator("option:checked")).to_have_text("gpt-4")
+
+
+def test_stop_keeps_the_partial_answer_marked_as_stopped(page, lab, protocol_server):
+    protocol_server.chunks = ["One ", "two ", "three ", "four ", "five"]
+    protocol_server.fault, protocol_server.fault_after = "stall", 3
+    protocol_server.fault_path = "/v1/chat/completions"  # the model list still answers
+    panel = show_panel(page, lab)
+    choose_openai(panel)
+    ask(panel, "Count slowly.")
+    turn = last_turn(panel)
+    expect()(turn.locator(".ipyg4f-answer")).to_contain_text("One two three")
+    assert protocol_server.wait_stalled(1, 10)
+    started = time.monotonic()
+    panel.locator(".ipyg4f-stop button, button.ipyg4f-stop").first.click()
+    expect()(turn).to_have_attribute("data-status", "interrupted", timeout=5_000)
+    assert time.monotonic() - started < 2.0  # about a second, browser round trip included
+    expect()(turn.locator(".ipyg4f-note")).to_contain_text("stopped")
+    expect()(turn.locator(".ipyg4f-answer")).to_have_text("One two three")
+    expect()(panel.locator(".ipyg4f-panel-status")).to_contain_text("stopped after")
+    expect()(panel.locator("button.ipyg4f-send, .ipyg4f-send button").first).to_be_enabled()
+    assert_widgets_render(page)
+
+
+def test_other_cells_run_while_the_panel_streams(page, lab, protocol_server):
+    protocol_server.chunks = [f"word{i} " for i in range(14)]
+    protocol_server.chunk_delay = 0.25
+    panel = show_panel(page, lab, "print('other cell', 6 * 7)")
+    choose_openai(panel)
+    ask(panel, "Take your time.")
+    turn = last_turn(panel)
+    expect()(turn).to_have_attribute("data-status", "streaming")
+    other = run_cell(page, 1)
+    expect()(other.locator(".jp-Cell-outputArea")).to_contain_text("other cell 42")
+    assert turn.get_attribute("data-status") == "streaming"  # the panel is still answering
+    expect()(turn).to_have_attribute("data-status", "ok")
+    expect()(turn.locator(".ipyg4f-answer")).to_contain_text("word13")
+
+
+XSS = ('Look: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
+       '[click me](javascript:window.__xss=3) <a href="javascript:window.__xss=4">a</a> '
+       '<svg onload="window.__xss=5"></svg> <iframe srcdoc="<script>parent.__xss=6</script>"></iframe> '
+       '<details open ontoggle="window.__xss=7">d</details> done')
+
+
+def test_an_xss_answer_does_not_execute(page, lab, protocol_server):
+    protocol_server.chunks = [XSS[i:i + 25] for i in range(0, len(XSS), 25)]
+    protocol_server.chunk_delay = 0.05
+    panel = show_panel(page, lab)
+    choose_openai(panel)
+    ask(panel, "<img src=y onerror=\"window.__xss='prompt'\"> echo this")
+    turn = last_turn(panel)
+    expect()(turn).to_have_attribute("data-status", "ok")
+    expect()(turn.locator(".ipyg4f-answer")).to_contain_text("done")
+    # the payload is shown as text, no element of it was ever built
+    expect()(turn.locator(".ipyg4f-answer")).to_contain_text('<img src=x onerror="window.__xss=1">')
+    assert page.evaluate("window.__bad") == []
+    assert turn.locator("img, script, svg, iframe, details, a[href^='javascript']").count() == 0
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.errors == []
+
+
+def test_the_panel_works_in_notebook_7(page, lab, protocol_server):
+    pytest.importorskip("notebook", minversion="7", reason="Notebook 7 is not installed")
+    protocol_server.chunks = ["Works ", "in ", "**Notebook 7** ", "too."]
+    protocol_server.chunk_delay = 0.1
+    panel = show_panel(page, lab, "from ipyg4f import ChatPanel\nChatPanel()", app="notebook")
+    choose_openai(panel)
+    ask(panel, "Where am I?")
+    turn = last_turn(panel)
+    expect()(turn).to_have_attribute("data-status", "ok")
+    expect()(turn.locator(".ipyg4f-answer strong")).to_have_text("Notebook 7")
+    assert len([s for s in page.evaluate("window.__states") if s.startswith("streaming|")]) >= 2
+    # ipyg4f.ChatPanel() shows a second panel that follows the same defaults
+    second = run_cell(page, 1).locator(".jp-Cell-outputArea .ipyg4f-panel")
+    expect()(second.locator(".widget-dropdown select").nth(1).locator("option:checked")).to_have_text("test-model")
+    expect()(second.locator(".ipyg4f-exchange")).to_have_count(1)  # the shared thread's history
+    assert_widgets_render(page)
