@@ -7,6 +7,7 @@ kernel); the server and the browser are shared by the module.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -114,7 +115,7 @@ def last_turn(panel):
     return panel.locator(".ipyg4f-exchange .ipyg4f-turn").last
 
 
-def test_choose_a_model_send_and_watch_the_answer_stream(page, lab, protocol_server):
+def test_choose_a_model_send_and_watch_the_answer_stream(page, lab, protocol_server, shots_dir):
     protocol_server.models = ["gpt-4o-mini", "test-model"]
     protocol_server.chunks = ["## Tea, briefly\n\n", "Tea is **brewed** ", "from the leaves of ",
                               "*Camellia sinensis*.\n\n", "- green: unoxidised\n", "- black: fully oxidised\n\n",
@@ -147,8 +148,11 @@ def test_choose_a_model_send_and_watch_the_answer_stream(page, lab, protocol_ser
     assert_widgets_render(page)
     assert page.errors == []
 
-    DOCS.mkdir(exist_ok=True)
-    panel.screenshot(path=str(DOCS / "panel.png"))
+    # docs/panel.png is this screenshot; it is rewritten only on request, so a test run
+    # leaves the work tree clean: IPYG4F_UPDATE_SCREENSHOTS=1 pytest tests/browser -k answer_stream
+    shot = DOCS / "panel.png" if os.environ.get("IPYG4F_UPDATE_SCREENSHOTS") else shots_dir / "panel.png"
+    shot.parent.mkdir(exist_ok=True)
+    panel.screenshot(path=str(shot))
 
     # the panel's exchange is in the history %%chat uses
     expect()(run_cell(page, 2).locator(".jp-Cell-outputArea")).to_contain_text("Tell me about tea.")
