@@ -53,7 +53,7 @@ def run_cell(magics: Any, args: Any, cell: str) -> None:
             raise answer.error
         raise ChatFailed(_failure_lines(answer))
     if answer.status == "interrupted":
-        raise ChatFailed([f"⏹ {note}"])
+        raise ChatFailed([f"■ {note}"])
 
 
 def _namespace(shell: Any) -> Any:

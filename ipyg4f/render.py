@@ -101,7 +101,7 @@ class CellRenderer:
     def start(self) -> None:
         from IPython.display import display
 
-        waiting = f"⏳ waiting for {self.label}…"
+        waiting = f"waiting for {self.label}…"
         self.handle = display({"text/plain": waiting, "text/html": status_html(waiting)},
                               raw=True, display_id=True, metadata=self._meta("waiting"))
 
