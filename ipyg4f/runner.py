@@ -31,6 +31,8 @@ from .messages import Messages
 
 #: how long an interrupted stream may take to close its connection
 CANCEL_GRACE = 2.0
+#: longest stretch (seconds) a stream keeps the loop to itself while data is buffered
+YIELD_EVERY = 0.001
 
 
 @dataclass
@@ -87,9 +89,16 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
     """Run the provider's generator to the end, handing every item to ``on_item``."""
     gen = request.provider.create_async_generator(request.model, request.messages,
                                                   proxy=request.proxy, **request.kwargs)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + YIELD_EVERY
     try:
         async for item in gen:
             on_item(item)
+            # aiohttp hands buffered data over without suspending: on a shared loop (the
+            # panel's), give other tasks a turn at least every YIELD_EVERY seconds
+            if loop.time() >= deadline:
+                await asyncio.sleep(0)
+                deadline = loop.time() + YIELD_EVERY
     finally:
         aclose = getattr(gen, "aclose", None)
         if aclose is not None:

@@ -1,0 +1,64 @@
+"""Responsiveness: while the panel streams 50,000 chunks on the kernel's loop,
+how long does a trivial cell's execute round trip take?
+
+The floor is the same trivial cell on the idle kernel, measured in the same
+run.  Target: median round trip while streaming <= 50 ms.
+
+    python benchmarks/responsiveness.py [N_CHUNKS] [GAP_MS]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+from _common import machine, summary, versions  # noqa: E402
+from streaming import SSEServer  # noqa: E402
+
+
+def round_trip(k) -> float:
+    t = time.monotonic()
+    k.ok("pass")
+    return time.monotonic() - t
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    gap = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0.0
+    from kernel_harness import Kernel
+
+    srv = SSEServer()
+    srv.n, srv.delay = n, gap
+    tmp = tempfile.mkdtemp(prefix="ipyg4f-bench-")
+    k = Kernel(env={"OPENAI_BASE_URL": srv.base_url, "IPYG4F_DATA_DIR": tmp, "JPY_SESSION_NAME": f"{tmp}/r.ipynb"})
+    try:
+        k.ok("%load_ext ipyg4f\nfrom ipyg4f import ChatPanel\np = ChatPanel()\np.provider.value = 'OpenAI'")
+        floor = [round_trip(k) for _ in range(30)]
+        k.ok("p.submit('stream please')")
+        busy, t0 = [], time.monotonic()
+        while True:
+            busy.append(round_trip(k))
+            if "False" in k.ok("print(p.busy)").stream():
+                break
+        streamed = time.monotonic() - t0
+        done = k.ok("print(p.exchanges[-1].answer.status, len(p.exchanges[-1].answer.text))").stream().split()
+    finally:
+        k.shutdown()
+    med = statistics.median(busy)
+    print(f"machine: {machine()}")
+    print(f"versions: {versions('ipykernel', 'ipywidgets', 'aiohttp', 'ipyg4f')}")
+    print(f"panel streamed {n} chunks (gap {gap * 1000:g} ms) in {streamed:.2f} s: status {done[0]}, {done[1]} characters")
+    print(f"idle kernel (floor)     {summary(floor)}  ({len(floor)} cells)")
+    print(f"while panel streams     {summary(busy)}  ({len(busy)} cells)  ratio {med / statistics.median(floor):.1f}x")
+    print("target (median <= 50 ms):", "met" if med <= 0.050 else "MISSED")
+    return 0 if med <= 0.050 and done[0] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
