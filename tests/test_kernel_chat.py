@@ -276,3 +276,31 @@ def test_unload_removes_the_magics_and_the_hook(kernel):
     finally:
         kernel.ok("%load_ext ipyg4f")
         kernel.ok("%chat use -p OpenAI")
+
+
+def test_code_format_offers_the_code_once_per_cell(kernel, server):
+    server.answer = "Here you go:\n\n```python\nprint('from the model')\n```\n"
+    t = thread()
+    first = kernel.ok(f"%%chat -c {t} -f code\nwrite code", cell_id=f"code-{t}")
+    payloads = first.reply["content"]["payload"]
+    assert [p["source"] for p in payloads] == ["set_next_input"]
+    assert payloads[0]["text"] == "print('from the model')" and payloads[0]["replace"] is False
+    assert first.final()["data"]["text/markdown"] == "```python\nprint('from the model')\n```"
+    again = kernel.ok(f"%%chat -c {t} -f code\nwrite code", cell_id=f"code-{t}")
+    assert again.reply["content"]["payload"] == [], "a re-run does not stack another suggested cell"
+
+
+def test_config_sets_defaults_and_help_is_the_docstring(kernel, server):
+    server.answer = "configured"
+    kernel.ok("%config ChatConfig.provider = 'Pizzagpt'")
+    try:
+        kernel.ok("from ipyg4f.providers import get_provider\n"
+                  f"get_provider('Pizzagpt').url = {server.base_url!r}")
+        ex = kernel.ok(f"%%chat -c {thread()}\nwho answers?")
+        assert ex.final()["metadata"]["ipyg4f"]["provider"] == "Pizzagpt"
+        assert server.requests[-1].path == "/api/chatx-completion"
+    finally:
+        kernel.ok("%chat use -p OpenAI")
+    pages = kernel.ok("%%chat?").reply["content"]["payload"]
+    help_text = "".join(p["data"]["text/plain"] for p in pages if p["source"] == "page")
+    assert "Chat with a language model" in help_text and "--provider" in help_text

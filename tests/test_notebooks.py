@@ -69,3 +69,35 @@ def test_quickstart_answers_offline_with_the_bundled_model(kernel_env, monkeypat
     texts = outputs(nb)
     assert "Paris" in texts[1], texts[1]
     assert "Tokyo" in texts[3], texts[3]
+
+
+def test_secrets_reach_no_output_saved_notebook_history_or_log(via_server, kernel_env, monkeypatch, capfd):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    key, password = "sk-nb-SECRET-9d8e7f", "nb-proxy-PASS-314"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    via_server.fault = "http401"  # the server echoes the key it was sent in its error body
+    source = kernel_env / "secrets.ipynb"
+    nbformat.write(new_notebook(cells=[
+        new_code_cell("%load_ext ipyg4f"),
+        new_code_cell(f"proxy = 'http://user:{password}@127.0.0.1:9'"),
+        new_code_cell("%%chat\nwith the key"),
+        new_code_cell("%%chat --proxy $proxy --debug\nthrough the proxy"),
+        new_code_cell("%chat history"),
+    ]), source)
+    saved = kernel_env / "secrets-run.ipynb"
+    nb = execute_notebook(source, timeout=60, allow_errors=True, save_to=saved)
+    texts = outputs(nb)
+    assert "not authorised" in texts[2]
+    assert any(r.headers.get("authorization") == f"Bearer {key}" for r in via_server.requests)
+    logs = capfd.readouterr()
+    blobs = {"saved notebook": saved.read_bytes(), "log": (logs.out + logs.err).encode()}
+    for f in (kernel_env / "data").iterdir():
+        blobs[f.name] = f.read_bytes()
+    for name, blob in blobs.items():
+        assert key.encode() not in blob, name
+    for name, blob in blobs.items():
+        if name != "saved notebook":  # the cell that defines the proxy variable shows it, as typed
+            assert password.encode() not in blob, name
+    assert password not in "".join(texts[2:])
