@@ -142,8 +142,9 @@ def unload(shell) -> None:
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("chat", None)
     shell.magics_manager.registry.pop(type(magics).__name__, None)
-    if config in shell.configurables:
-        shell.configurables.remove(config)
+    for configurable in (config, magics):  # a Magics registers itself as a configurable too
+        if configurable in shell.configurables:
+            shell.configurables.remove(configurable)
     magics.state.close()
 
 
