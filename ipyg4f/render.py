@@ -65,21 +65,32 @@ def status_html(message: str, kind: str = "info") -> str:
 
 
 class Throttle:
-    """Allow an action at most ``rate`` times per second; tell when the next is due."""
+    """Allow an update at most ``rate`` times per second, and at most ``budget``
+    characters of updates per second: an update of ``size`` characters waits
+    ``max(1/rate, size/budget)`` before the next one.
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
+    Every streaming update resends the whole answer (displays can only be
+    replaced), so with a fixed rate the work of a long answer would grow with
+    its length squared; the budget spaces updates out as the answer grows and
+    keeps the total work linear in its length.
+    """
+
+    def __init__(self, rate: float, budget: float = 1_000_000, clock: Callable[[], float] = time.monotonic):
         self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.budget = budget
         self.clock = clock
         self.last = float("-inf")
+        self.gap = self.interval
 
     def ready(self) -> bool:
-        return self.clock() - self.last >= self.interval
+        return self.clock() - self.last >= self.gap
 
-    def mark(self) -> None:
+    def mark(self, size: int = 0) -> None:
         self.last = self.clock()
+        self.gap = max(self.interval, size / self.budget if self.budget else 0.0)
 
     def wait_time(self) -> float:
-        return max(0.0, self.last + self.interval - self.clock())
+        return max(0.0, self.last + self.gap - self.clock())
 
 
 class CellRenderer:
@@ -126,7 +137,7 @@ class CellRenderer:
             return
         text = self._text_fn()
         self._dirty = False
-        self.throttle.mark()
+        self.throttle.mark(len(text))
         body = markdown_to_html(text) if len(text) <= LIVE_MARKDOWN_LIMIT else text_to_html(text)
         self.handle.update({"text/plain": text + " ▌", "text/html": body + '<span class="ipyg4f-cursor">▌</span>'},
                            raw=True, metadata=self._meta("streaming"))

@@ -31,8 +31,10 @@ from .messages import Messages
 
 #: how long an interrupted stream may take to close its connection
 CANCEL_GRACE = 2.0
-#: longest stretch (seconds) a stream keeps the loop to itself while data is buffered
-YIELD_EVERY = 0.001
+#: longest stretch (seconds) a stream keeps the loop (and the GIL) while data is buffered,
+#: and how long it then pauses
+YIELD_EVERY = 0.002
+YIELD_PAUSE = 0.0005
 
 
 @dataclass
@@ -94,10 +96,12 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
     try:
         async for item in gen:
             on_item(item)
-            # aiohttp hands buffered data over without suspending: on a shared loop (the
-            # panel's), give other tasks a turn at least every YIELD_EVERY seconds
+            # aiohttp hands buffered data over without suspending.  Every YIELD_EVERY
+            # seconds of such work, pause briefly: a real sleep, not sleep(0), so the loop
+            # waits in select() without the GIL and the kernel's other threads (iopub,
+            # shell) and other tasks on a shared loop (the panel's) get their turn
             if loop.time() >= deadline:
-                await asyncio.sleep(0)
+                await asyncio.sleep(YIELD_PAUSE)
                 deadline = loop.time() + YIELD_EVERY
     finally:
         aclose = getattr(gen, "aclose", None)
@@ -176,8 +180,12 @@ def run_blocking(request: ChatRequest, answer: Answer, renderer: Any) -> Answer:
     future = LoopThread.get().submit(pump())
     try:
         while True:
-            timeout = renderer.wait_time() if renderer.pending() else None
-            wake.wait(timeout)
+            if renderer.pending():
+                # an update is due later: sleep until then (or the end), however many
+                # chunks arrive meanwhile, so a fast stream costs no wake-up per chunk
+                finished.wait(renderer.wait_time())
+            else:
+                wake.wait()  # the next chunk, or the end
             if finished.is_set():  # the final render follows: no update for the last batch
                 drain()
                 break

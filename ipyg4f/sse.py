@@ -40,6 +40,14 @@ class LineDecoder:
             self._pending_cr = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
+        if b"\r" not in chunk:  # the common case: LF only, split in C
+            lines = chunk.split(b"\n")
+            if self._buf:
+                self._buf += lines[0]
+                lines[0] = bytes(self._buf)
+                self._buf.clear()
+            self._buf += lines.pop()
+            return lines
         start = 0
         n = len(chunk)
         while start < n:

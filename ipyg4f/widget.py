@@ -157,7 +157,7 @@ class Exchange:
         if not self._dirty:
             return
         self._dirty = False
-        self.throttle.mark()
+        self.throttle.mark(len(self.answer.text))
         self.show()
         self.panel._show_status(self.status_text(), "busy")
 
