@@ -92,7 +92,7 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
     gen = request.provider.create_async_generator(request.model, request.messages,
                                                   proxy=request.proxy, **request.kwargs)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + YIELD_EVERY
+    deadline = loop.time()  # pause after the first chunk: it is shown at once, even in a burst
     try:
         async for item in gen:
             on_item(item)
@@ -195,7 +195,10 @@ def run_blocking(request: ChatRequest, answer: Answer, renderer: Any) -> Answer:
                 renderer.flush()
     except KeyboardInterrupt:
         future.cancel()
-        finished.wait(CANCEL_GRACE)
+        try:
+            finished.wait(CANCEL_GRACE)
+        except KeyboardInterrupt:  # a second interrupt while closing: stop waiting, keep what came
+            pass
         drain()
         answer.status = "interrupted"
         return answer
