@@ -304,3 +304,21 @@ def test_config_sets_defaults_and_help_is_the_docstring(kernel, server):
     pages = kernel.ok("%%chat?").reply["content"]["payload"]
     help_text = "".join(p["data"]["text/plain"] for p in pages if p["source"] == "page")
     assert "Chat with a language model" in help_text and "--provider" in help_text
+
+
+def test_line_commands_list_providers_models_and_reset(kernel, server):
+    providers = kernel.ok("%chat providers").text()
+    for name in ("Local", "OpenAI", "Pizzagpt", "ChatGptt", "AI365VIP", "Acytoo", "Fallback"):
+        assert name in providers
+    assert "OpenAI *" in providers, "the default is marked"
+    server.models = ["alpha-model", "beta-model"]
+    models = kernel.ok("%chat models -p OpenAI").text()
+    assert "alpha-model" in models and "beta-model" in models
+    assert server.requests[-1].path == "/v1/models"
+    assert "gpt-3.5-turbo-16k" in kernel.ok("%chat models -p AI365VIP").text()
+    t = thread()
+    kernel.ok(f"%%chat -c {t}\nto be archived")
+    assert "1 exchanges archived" in kernel.ok(f"%chat reset -c {t}").text()
+    assert "no exchanges yet" in kernel.ok(f"%chat history -c {t}").text()
+    ex = kernel.run("%chat use")
+    assert ex.reply["content"]["ename"] == "UsageError"
