@@ -20,18 +20,19 @@ def run_cell(magics: Any, args: Any, cell: str) -> None:
     prompt = (cell if args.raw else fill_template(cell, _namespace(shell))).strip()
     if not prompt:
         raise UsageError("the cell is empty: write the prompt below the %%chat line")
-    cell_id = chat.new_cell_id()
-    if args.new:
-        chat.store.reset(chat.notebook, chat.thread_name(args.thread))
-    try:
-        request = chat.request(prompt, cell_id=cell_id, provider=args.provider, model=args.model,
-                               system=args.system, thread=args.thread, temperature=args.temperature,
-                               proxy=args.proxy, timeout=args.timeout)
-    except (UnknownProviderError, ModelNotFoundError) as exc:
-        raise UsageError(redact(exc.message)) from None
     fmt = args.format or config.format
     if fmt not in ("markdown", "text", "code"):
         raise UsageError(f"unknown format {fmt!r} (ChatConfig.format): use markdown, text or code")
+    try:
+        chat.resolve(args.provider, args.model)  # a user error changes nothing, not even --new
+    except (UnknownProviderError, ModelNotFoundError) as exc:
+        raise UsageError(redact(exc.message)) from None
+    cell_id = chat.new_cell_id()
+    if args.new:
+        chat.store.reset(chat.notebook, chat.thread_name(args.thread))
+    request = chat.request(prompt, cell_id=cell_id, provider=args.provider, model=args.model,
+                           system=args.system, thread=args.thread, temperature=args.temperature,
+                           proxy=args.proxy, timeout=args.timeout)
     answer = Answer(request.provider_name, request.model)
     label = f"{request.provider_name} ({request.model})" if request.model else request.provider_name
     render_cls = CellRenderer if _in_kernel(shell) else TerminalRenderer
@@ -40,8 +41,11 @@ def run_cell(magics: Any, args: Any, cell: str) -> None:
                                     "thread": chat.thread_name(args.thread)})
     renderer.start()
     run_blocking(request, answer, renderer)
-    chat.record(prompt, answer, cell_id=cell_id, thread=args.thread)
     note = _note(answer)
+    try:
+        chat.record(prompt, answer, cell_id=cell_id, thread=args.thread)
+    except Exception as exc:  # a full disk or a locked file must not lose the answer on screen
+        note = "; ".join(filter(None, [note, f"not saved to history: {redact(describe(exc))}"]))
     renderer.finish(answer.text, fmt, status=answer.status, note=note, provider=answer.provider,
                     model=answer.model, chunks=answer.chunks, finish_reason=answer.finish_reason)
     if args.out:

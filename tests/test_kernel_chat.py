@@ -322,3 +322,23 @@ def test_line_commands_list_providers_models_and_reset(kernel, server):
     assert "no exchanges yet" in kernel.ok(f"%chat history -c {t}").text()
     ex = kernel.run("%chat use")
     assert ex.reply["content"]["ename"] == "UsageError"
+
+
+def test_a_user_error_with_new_archives_nothing(kernel, server):
+    t = thread()
+    kernel.ok(f"%%chat -c {t}\nkeep me")
+    ex = kernel.run(f"%%chat -c {t} --new -p NoSuchProvider\nhi")
+    assert ex.reply["content"]["ename"] == "UsageError"
+    assert "keep me" in kernel.ok(f"%chat history -c {t}").text()
+
+
+def test_an_unwritable_history_keeps_the_answer_on_screen(kernel, server):
+    server.answer = "shown even so"
+    kernel.ok("from ipyg4f.magics import get_chat\n_chat = get_chat()\n_saved = _chat.store.record\n"
+              "def _broken(*a, **k):\n    raise OSError('disk full')\n_chat.store.record = _broken")
+    try:
+        ex = kernel.ok(f"%%chat -c {thread()}\nsave me")
+    finally:
+        kernel.ok("_chat.store.record = _saved")
+    final = ex.final()["data"]
+    assert final["text/plain"].startswith("shown even so") and "not saved to history: OSError: disk full" in final["text/plain"]
