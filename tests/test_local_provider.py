@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ipyg4f.errors import MissingExtraError, ModelNotFoundError, ProviderError
+from ipyg4f.errors import ProviderTimeoutError, MissingExtraError, ModelNotFoundError, ProviderError
 from ipyg4f.providers import local
 from ipyg4f.providers.base import FinishReason
 from ipyg4f.providers.local import Local, build_qa_prompt, check_gguf, default_threads
@@ -327,6 +327,19 @@ async def test_cancelled_task_stops_the_worker_and_the_next_call_works(local_mod
     task = asyncio.create_task(consume())
     await first_chunk.wait()
     await _stops_within_a_second(cancel)
+
+
+@pytest.mark.local_model
+async def test_a_silent_generation_times_out_and_the_next_call_works(local_model):
+    await _collect(max_tokens=1)  # loaded: the timeout then measures generation only
+    gen = Local.create_async_generator("", FRANCE, stop=[], max_tokens=2000, timeout=1e-6)
+    with pytest.raises(ProviderTimeoutError, match="the local model produced nothing for 1e-06 s"):
+        await gen.__anext__()
+    workers = _workers()
+    for worker in workers:
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+    assert "Paris" in _text(await _collect(timeout=60))
 
 
 @pytest.mark.local_model

@@ -18,7 +18,9 @@ How a call runs (see ``docs/local.md``):
 
 Keyword arguments: ``temperature`` (default 0: greedy, reproducible),
 ``max_tokens`` (256), ``seed``, ``stop`` (list of strings), ``n_threads``
-(else ``$IPYG4F_LOCAL_THREADS``, else :func:`default_threads`) and
+(else ``$IPYG4F_LOCAL_THREADS``, else :func:`default_threads`), ``timeout``
+(seconds without a token before a :class:`~ipyg4f.errors.ProviderTimeoutError`;
+it includes loading the model for the first call) and
 ``prompt_format`` (``"qa"`` or ``"chat"``; default ``"qa"`` for the bundled
 model and for GGUF files without a chat template, ``"chat"`` otherwise).
 """
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from ..errors import MissingExtraError, ModelNotFoundError, ProviderError, describe
+from ..errors import MissingExtraError, ModelNotFoundError, ProviderError, ProviderTimeoutError, describe
 from .base import AsyncGeneratorProvider, AsyncResult, FinishReason, Messages, ProviderModelMixin
 
 __all__ = ["Local", "build_qa_prompt", "default_threads", "check_gguf", "GGUFInfo"]
@@ -109,9 +111,17 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
 
         worker = threading.Thread(target=_work, args=(job, emit), name="ipyg4f-local", daemon=False)
         worker.start()
+        timeout = kwargs.get("timeout")
+        started = False
         try:
             while True:
-                kind, value = await queue.get()
+                try:
+                    kind, value = await asyncio.wait_for(queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    what = "stopped generating" if started else "produced nothing"
+                    raise ProviderTimeoutError(f"the local model {what} for {timeout:g} s",
+                                               provider=_NAME) from None
+                started = True
                 if kind == "text":
                     yield value
                 elif kind == "error":
