@@ -132,3 +132,37 @@ def test_a_broken_plugin_is_listed_with_its_error(monkeypatch):
 
 def test_markers_are_empty_text():
     assert str(FinishReason("stop")) == "" and str(ProviderUsed("X")) == ""
+
+
+def test_a_plugin_registers_through_the_entry_point_group(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "echo_plugin.py").write_text(textwrap.dedent('''
+        from ipyg4f.providers import AsyncGeneratorProvider, FinishReason
+
+        class Echo(AsyncGeneratorProvider):
+            label = "says the prompt back"
+
+            @classmethod
+            async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
+                yield messages[-1]["content"]
+                yield FinishReason("stop")
+    '''))
+    dist = tmp_path / "echo_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[ipyg4f.providers]\nEcho = echo_plugin:Echo\n")
+    script = textwrap.dedent('''
+        import asyncio
+        from ipyg4f.providers import get_provider, list_providers
+        echo = get_provider("echo")
+        async def run():
+            return [c async for c in echo.create_async_generator("", [{"role": "user", "content": "hi"}])]
+        print([i.name for i in list_providers()][-1], echo.__name__, asyncio.run(run())[0])
+    ''')
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Echo", "Echo", "hi"]
