@@ -35,7 +35,7 @@ def text_to_html(text: str) -> str:
     return f'<pre class="ipyg4f-text" style="white-space: pre-wrap">{html.escape(text)}</pre>'
 
 
-def code_block(text: str, language: str = "") -> str:
+def code_block(text: str) -> str:
     """The answer's first fenced code block (or the whole answer) as plain code."""
     fence = "```"
     start = text.find(fence)
