@@ -27,6 +27,12 @@ def notebook_key() -> str:
 _SESSION = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
 
 
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"ipyg4f: {message}", file=sys.stderr)
+
+
 class Chat:
     def __init__(self, shell: Any = None, config: ChatConfig | None = None):
         self.shell = shell
@@ -43,9 +49,9 @@ class Chat:
     @property
     def store(self) -> HistoryStore:
         if self._store is None:
-            from .history import HistoryStore
+            from .history import open_store
 
-            self._store = HistoryStore(self.config.resolved_history_path())
+            self._store = open_store(self.config.resolved_history_path(), warn=_warn)
         return self._store
 
     def close(self) -> None:

@@ -162,9 +162,44 @@ class HistoryStore:
                 (notebook,))
             return [r[0] for r in rows]
 
-    def check(self) -> str:
+    def check(self, quick: bool = False) -> str:
+        """``"ok"``, or what SQLite found wrong (``quick``: skip the index cross-checks)."""
         with self._lock:
-            return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+            return self._db.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchone()[0]
+
+
+def open_store(path: Path, warn=None) -> HistoryStore:
+    """The store at ``path``; never fails for a bad file.
+
+    An unreadable or corrupt file is moved aside (``<name>.corrupt-<time>``, kept
+    for the user) and a new one started; where no file can be written at all,
+    history lives in memory for this session.  ``warn(message)`` is told either way.
+    """
+    warn = warn or (lambda message: None)
+    try:
+        store = HistoryStore(path)
+        if store.check(quick=True) == "ok":
+            return store
+        store.close()
+        problem = "failed its integrity check"
+    except sqlite3.DatabaseError as exc:
+        problem = f"is not a readable history database ({exc})"
+    except OSError as exc:
+        warn(f"cannot write the history file {path} ({exc.strerror or exc}); "
+             "history is kept in memory for this session only")
+        return HistoryStore(":memory:")
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    try:
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.rename(aside)
+        store = HistoryStore(path)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        warn(f"the history file {path} {problem} and could not be replaced ({exc}); "
+             "history is kept in memory for this session only")
+        return HistoryStore(":memory:")
+    warn(f"the history file {path} {problem}; it was moved to {aside.name} and a new one started")
+    return store
 
 
 def _create_private(path: Path) -> None:

@@ -342,3 +342,17 @@ def test_an_unwritable_history_keeps_the_answer_on_screen(kernel, server):
         kernel.ok("_chat.store.record = _saved")
     final = ex.final()["data"]
     assert final["text/plain"].startswith("shown even so") and "not saved to history: OSError: disk full" in final["text/plain"]
+
+
+def test_a_corrupt_history_file_is_a_warning_not_a_failure(server, tmp_path):
+    (tmp_path / "history.sqlite3").write_bytes(b"garbage, not a database" * 50)
+    k = Kernel(env={"OPENAI_BASE_URL": server.base_url + "/v1", "IPYG4F_DATA_DIR": str(tmp_path)})
+    try:
+        k.ok("%load_ext ipyg4f")
+        server.answer = "still answering"
+        ex = k.ok("%%chat -p OpenAI\nhello")
+        assert ex.final()["data"]["text/plain"] == "still answering"
+        assert "moved to history.sqlite3.corrupt-" in ex.stream("stderr")
+        assert "hello" in k.ok("%chat history").text()
+    finally:
+        k.shutdown()

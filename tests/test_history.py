@@ -1,0 +1,54 @@
+"""The history store on its own: cell-scoped replace, order, context, reset,
+private file, and what happens with a bad file."""
+
+from __future__ import annotations
+
+import os
+
+from ipyg4f.history import HistoryStore, open_store
+
+
+def test_rerun_replaces_and_keeps_first_run_order(tmp_path):
+    store = HistoryStore(tmp_path / "h.sqlite3")
+    store.record("nb", "t", "A", "q1", "a1")
+    store.record("nb", "t", "B", "q2", "a2")
+    store.record("nb", "t", "A", "q1 again", "a1 again")
+    assert [(e.cell_id, e.prompt) for e in store.exchanges("nb", "t")] == [("A", "q1 again"), ("B", "q2")]
+    assert [e.cell_id for e in store.context("nb", "t", "B")] == ["A"]
+    assert [e.cell_id for e in store.context("nb", "t", "C", limit=1)] == ["B"]
+    assert store.context("nb", "t", "C", limit=0) == []
+    assert store.reset("nb", "t") == 2 and store.exchanges("nb", "t") == []
+    store.record("nb", "t", "A", "fresh", "start")
+    assert [e.prompt for e in store.exchanges("nb", "t")] == ["fresh"]
+    assert oct(os.stat(tmp_path / "h.sqlite3").st_mode & 0o777) == "0o600"
+    store.close()
+
+
+def test_failed_exchanges_without_text_are_not_context(tmp_path):
+    store = HistoryStore(":memory:")
+    store.record("nb", "t", "A", "broke", "", status="error", error="HTTP 500")
+    store.record("nb", "t", "B", "cut", "half an", status="interrupted")
+    assert [e.cell_id for e in store.context("nb", "t", "C")] == ["B"]
+
+
+def test_a_corrupt_file_is_moved_aside_and_a_new_one_started(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"this is not SQLite at all" * 100)
+    warnings = []
+    store = open_store(path, warn=warnings.append)
+    store.record("nb", "t", "A", "q", "a")
+    assert [e.prompt for e in store.exchanges("nb", "t")] == ["q"]
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("history.sqlite3.corrupt-")]
+    assert len(kept) == 1 and kept[0].read_bytes().startswith(b"this is not SQLite")
+    assert len(warnings) == 1 and "moved to history.sqlite3.corrupt-" in warnings[0]
+    store.close()
+
+
+def test_an_unwritable_place_keeps_history_in_memory(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data directory should be")
+    warnings = []
+    store = open_store(blocker / "history.sqlite3", warn=warnings.append)
+    store.record("nb", "t", "A", "q", "a")
+    assert store.path == ":memory:" and len(store.exchanges("nb", "t")) == 1
+    assert "in memory for this session only" in warnings[0]
