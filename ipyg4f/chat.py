@@ -95,6 +95,11 @@ class Chat:
             messages.extend(ex.as_messages())
         messages.append({"role": "user", "content": prompt})
         kwargs: dict[str, Any] = {"timeout": timeout or self.config.timeout}
+        if self.config.fallback:
+            from .providers.fallback import Fallback
+
+            if isinstance(cls, type) and issubclass(cls, Fallback):
+                kwargs["providers"] = list(self.config.fallback)
         temperature = temperature if temperature is not None else self.config.temperature
         if temperature is not None:
             kwargs["temperature"] = temperature

@@ -180,6 +180,19 @@ def cmd_history(magics: Any, args: Any) -> None:
         display({"text/plain": f"({first - 1} earlier exchanges not shown: %chat history --last 0 shows all)"}, raw=True)
 
 
+def cmd_threads(magics: Any, args: Any) -> None:
+    from IPython.display import display
+
+    chat = magics.state
+    names = chat.store.threads(chat.notebook)
+    if not names:
+        display({"text/plain": "no threads in this notebook yet"}, raw=True)
+        return
+    default = chat.config.thread
+    _show_table(["thread", "exchanges"], [[f"{n} *" if n == default else n, str(chat.store.count(chat.notebook, n))]
+                                          for n in names])
+
+
 def _clip(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

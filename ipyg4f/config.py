@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
 
@@ -25,6 +25,9 @@ class ChatConfig(Configurable):
         help="Default provider ($IPYG4F_PROVIDER). Empty: Local when ipyg4f[local] is installed, else Fallback.",
     ).tag(config=True)
     model = Unicode("", help="Default model; empty: the provider's own default.").tag(config=True)
+    fallback = List(Unicode(), default_value=[],
+                    help="Providers the Fallback provider tries, in order; empty: every available one "
+                         "(Local first).").tag(config=True)
     system = Unicode("", help="Default system prompt.").tag(config=True)
     proxy = Unicode("", help="Default proxy URL (also $IPYG4F_PROXY). Never echoed.").tag(config=True)
     timeout = Float(120.0, help="Longest silence (seconds) allowed from a provider.").tag(config=True)

@@ -14,7 +14,7 @@ from .chat import Chat
 from .config import ChatConfig
 
 FORMATS = ("markdown", "text", "code")
-SUBCOMMANDS = ("providers", "models", "history", "reset", "use", "panel")
+SUBCOMMANDS = ("providers", "models", "history", "threads", "reset", "use", "panel")
 
 
 class ChatFailed(Exception):
@@ -79,7 +79,7 @@ class ChatMagics(Magics):
     @argument("--debug", action="store_true", help="show the full traceback of a failure")
     @argument("--last", type=int, default=50, metavar="N", help="line mode: %%chat history shows the last N (0: all)")
     @argument("command", nargs="*", help="line mode: providers | models [-p P] | history [-c NAME] | "
-                                          "reset [-c NAME] | use -p P [-m M] | panel")
+                                          "threads | reset [-c NAME] | use -p P [-m M] | panel")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None):
         """Chat with a language model.
@@ -91,8 +91,9 @@ class ChatMagics(Magics):
 
         Line mode manages providers, models, history and defaults::
 
-            %chat providers      %chat models -p OpenAI     %chat history
-            %chat reset -c NAME  %chat use -p OpenAI -m M    %chat panel
+            %chat providers      %chat models -p OpenAI     %chat history [-c NAME]
+            %chat threads        %chat reset -c NAME        %chat use -p OpenAI -m M
+            %chat panel
         """
         args = parse_argstring(self.chat, line)
         if cell is None:

@@ -318,6 +318,8 @@ def test_line_commands_list_providers_models_and_reset(kernel, server):
     assert "gpt-3.5-turbo-16k" in kernel.ok("%chat models -p AI365VIP").text()
     t = thread()
     kernel.ok(f"%%chat -c {t}\nto be archived")
+    threads = kernel.ok("%chat threads").text()
+    assert any(line.split() == [t, "1"] for line in threads.splitlines()), threads
     assert "1 exchanges archived" in kernel.ok(f"%chat reset -c {t}").text()
     assert "no exchanges yet" in kernel.ok(f"%chat history -c {t}").text()
     ex = kernel.run("%chat use")
@@ -356,3 +358,25 @@ def test_a_corrupt_history_file_is_a_warning_not_a_failure(server, tmp_path):
         assert "hello" in k.ok("%chat history").text()
     finally:
         k.shutdown()
+
+
+def test_fallback_reports_who_answered_after_a_provider_fails(kernel, server):
+    from protocol_server import closed_port_url
+
+    server.answer = "the second one answered"
+    kernel.ok("from ipyg4f.providers import get_provider\n"
+              f"get_provider('Pizzagpt').url = {closed_port_url()!r}\n"
+              "%config ChatConfig.fallback = ['Pizzagpt', 'OpenAI']")
+    try:
+        t = thread()
+        ex = kernel.ok(f"%%chat -p Fallback -c {t}\nanyone?")
+        final = ex.final()
+        assert final["data"]["text/plain"] == "the second one answered"
+        assert final["metadata"]["ipyg4f"]["provider"] == "OpenAI"
+        assert "OpenAI" in kernel.ok(f"%chat history -c {t}").text().splitlines()[-1]
+        kernel.ok("get_provider('OpenAI').base_url = 'http://127.0.0.1:9/v1'")
+        failed = kernel.run(f"%%chat -p Fallback -c {thread()}\nanyone?")
+        message = "\n".join(failed.error["traceback"])
+        assert "all providers failed" in message and "Pizzagpt: cannot connect" in message and "OpenAI:" in message
+    finally:
+        kernel.ok("get_provider('OpenAI').base_url = None\n%config ChatConfig.fallback = []")
