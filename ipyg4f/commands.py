@@ -51,7 +51,7 @@ def run_cell(magics: Any, args: Any, cell: str) -> None:
     if args.out:
         shell.user_ns[args.out] = answer.text
     if fmt == "code" and answer.status == "ok" and answer.text:
-        _suggest_code(chat, shell, cell_id, code_block(answer.text))
+        _suggest_code(chat, shell, cell_id, code_block(answer.text)[0])
     if answer.status == "error":
         if args.debug or config.show_traceback:
             raise answer.error

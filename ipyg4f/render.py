@@ -35,26 +35,25 @@ def text_to_html(text: str) -> str:
     return f'<pre class="ipyg4f-text" style="white-space: pre-wrap">{html.escape(text)}</pre>'
 
 
-def code_block(text: str) -> str:
-    """The answer's first fenced code block (or the whole answer) as plain code."""
+def code_block(text: str) -> tuple[str, str]:
+    """The answer's first fenced code block (or the whole answer) as plain code, and its language."""
     fence = "```"
     start = text.find(fence)
-    if start == -1:
-        return text.strip("\n")
-    line_end = text.find("\n", start)
+    line_end = text.find("\n", start) if start != -1 else -1
     if line_end == -1:
-        return text.strip("\n")
+        return text.strip("\n"), ""
+    language = text[start + len(fence): line_end].strip().split(" ")[0]
     end = text.find(fence, line_end + 1)
-    return text[line_end + 1: end if end != -1 else len(text)].rstrip("\n")
+    return text[line_end + 1: end if end != -1 else len(text)].rstrip("\n"), language
 
 
-def answer_bundle(text: str, fmt: str = "markdown", *, language: str = "python") -> dict[str, str]:
+def answer_bundle(text: str, fmt: str = "markdown") -> dict[str, str]:
     """The final MIME bundle of an answer in one of the formats."""
     if fmt == "text":
         return {"text/plain": text, "text/html": text_to_html(text)}
     if fmt == "code":
-        code = code_block(text)
-        md = f"```{language}\n{code}\n```"
+        code, language = code_block(text)
+        md = f"```{language or 'python'}\n{code}\n```"
         return {"text/plain": code, "text/markdown": md, "text/html": markdown_to_html(md)}
     return {"text/plain": text, "text/markdown": text, "text/html": markdown_to_html(text)}
 
