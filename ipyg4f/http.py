@@ -170,7 +170,8 @@ async def raise_for_status(response: "aiohttp.ClientResponse", provider: str | N
                        url=str(response.url), provider=provider)
 
 
-def _host(url: Any) -> str:
+def host_of(url: Any) -> str:
+    """``chat.example.com`` of ``https://user:pw@chat.example.com/api`` (credentials dropped)."""
     return urlsplit(str(url)).netloc.rpartition("@")[2] or str(url)
 
 
@@ -186,7 +187,7 @@ async def request(session: "aiohttp.ClientSession", method: str, url: str, *,
     """
     import aiohttp
 
-    host = _host(url)
+    host = host_of(url)
     timeout = session.timeout.sock_read
     started = False
     try:
@@ -245,7 +246,7 @@ async def read_json(response: "aiohttp.ClientResponse", provider: str | None = N
         return json.loads(body)
     except ValueError:
         pass
-    host = _host(response.url)
+    host = host_of(response.url)
     if is_cloudflare(body, response.headers):
         raise errors.CloudflareError(response.status, excerpt(body), url=str(response.url), provider=provider)
     stripped = body.lstrip()

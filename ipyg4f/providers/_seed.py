@@ -8,20 +8,14 @@ was wrong.  Transport failures are mapped by :func:`ipyg4f.http.request`.
 from __future__ import annotations
 
 from typing import Any, AsyncIterator
-from urllib.parse import urlsplit
 
 from .. import errors, http
 
-__all__ = ["host", "read_json_object", "iter_answer_text", "empty_answer"]
-
-
-def host(url: Any) -> str:
-    """``chat.example.com`` of ``https://chat.example.com/api``."""
-    return urlsplit(str(url)).netloc or str(url)
+__all__ = ["read_json_object", "iter_answer_text", "empty_answer"]
 
 
 def empty_answer(response: Any, provider: str) -> errors.ResponseFormatError:
-    return errors.ResponseFormatError(f"{host(response.url)} sent an empty answer", provider=provider)
+    return errors.ResponseFormatError(f"{http.host_of(response.url)} sent an empty answer", provider=provider)
 
 
 async def read_json_object(response: Any, provider: str) -> dict:
@@ -29,7 +23,7 @@ async def read_json_object(response: Any, provider: str) -> dict:
     data = await http.read_json(response, provider)
     if not isinstance(data, dict):
         raise errors.ResponseFormatError(
-            f"{host(response.url)} sent {http.excerpt(repr(data), 80)} where a JSON object was expected",
+            f"{http.host_of(response.url)} sent {http.excerpt(repr(data), 80)} where a JSON object was expected",
             provider=provider)
     return data
 
@@ -46,7 +40,7 @@ async def iter_answer_text(response: Any, provider: str) -> AsyncIterator[str]:
             raise errors.CloudflareError(response.status, http.excerpt(page), url=str(response.url),
                                          provider=provider)
         raise errors.ResponseFormatError(
-            f"{host(response.url)} sent an HTML page ({http.excerpt(page, 80)}) instead of an answer",
+            f"{http.host_of(response.url)} sent an HTML page ({http.excerpt(page, 80)}) instead of an answer",
             provider=provider)
     empty = True
     async for text in http.iter_text(response):

@@ -32,7 +32,7 @@ class ChatGptt(AsyncGeneratorProvider, ProviderModelMixin):
     @classmethod
     def headers(cls) -> dict[str, str]:
         return http.browser_headers(
-            "user-agent", authority=_seed.host(cls.url), accept="application/json",
+            "user-agent", authority=http.host_of(cls.url), accept="application/json",
             origin=cls.url, referer=f"{cls.url}/chat",
         )
 
@@ -69,7 +69,7 @@ class ChatGptt(AsyncGeneratorProvider, ProviderModelMixin):
         if data.get("status") == "error" or not isinstance(answer, str):
             reason = data.get("msg") or data.get("message") or str(data)
             raise errors.ResponseFormatError(
-                f"{_seed.host(response.url)} sent no answer: {http.excerpt(str(reason), 120)}", provider=name)
+                f"{http.host_of(response.url)} sent no answer: {http.excerpt(str(reason), 120)}", provider=name)
         if not answer:
             raise _seed.empty_answer(response, name)
         yield answer

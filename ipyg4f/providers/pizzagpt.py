@@ -45,7 +45,7 @@ class Pizzagpt(AsyncGeneratorProvider, ProviderModelMixin):
         content = answer.get("content") if isinstance(answer, dict) else None
         if not isinstance(content, str):
             raise errors.ResponseFormatError(
-                f"{_seed.host(response.url)} sent JSON without an answer: {http.excerpt(str(data), 80)}",
+                f"{http.host_of(response.url)} sent JSON without an answer: {http.excerpt(str(data), 80)}",
                 provider=name)
         if not content:
             raise _seed.empty_answer(response, name)
