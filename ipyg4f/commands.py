@@ -139,9 +139,7 @@ def cmd_providers(magics: Any, args: Any) -> None:
 
 
 def cmd_models(magics: Any, args: Any) -> list[str] | None:
-    import asyncio
 
-    from .providers import get_provider
     from .runner import LoopThread
 
     try:

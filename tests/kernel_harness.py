@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import queue
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field

@@ -3,7 +3,6 @@ against the local protocol server."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from pathlib import Path

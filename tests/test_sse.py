@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipyg4f.sse import EventStreamDecoder, LineDecoder, ServerSentEvent, SSEDecoder, aiter_sse, iter_sse
+from byte_splits import split
 
 
 def lines_of(*chunks: bytes) -> list[bytes]:
@@ -143,11 +144,6 @@ def serialise(evts, newline: str) -> bytes:
         out.extend(f"data: {line}" for line in data_lines)
         out.append("")
     return "".join(line + newline for line in out).encode()
-
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 @settings(max_examples=200, deadline=None)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipyg4f.http import iter_text
+from byte_splits import split
 
 
 class FakeContent:
@@ -31,11 +32,6 @@ def decode(chunks: list[bytes]) -> list[str]:
         return [piece async for piece in iter_text(FakeResponse(chunks))]
 
     return asyncio.run(run())
-
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 @settings(max_examples=300, deadline=None)

@@ -39,8 +39,9 @@ class Fallback(AsyncGeneratorProvider):
                 continue
             if p is cls or issubclass(p, Fallback):
                 continue
-            available = getattr(p, "is_available", lambda: getattr(p, "working", True))
-            if available() and (not hasattr(p, "accepts_model") or p.accepts_model(model)):
+            is_available = getattr(p, "is_available", None)
+            available = is_available() if callable(is_available) else getattr(p, "working", True)
+            if available and (not hasattr(p, "accepts_model") or p.accepts_model(model)):
                 found.append(p)
         return found
 
