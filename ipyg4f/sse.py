@@ -2,13 +2,38 @@
 
 The decoder never decodes UTF-8 before a line is complete, so a multi-byte
 character split across network chunks survives, and a CR LF pair split across
-chunks counts as one line break.  Only CR, LF and CR LF end a line (not
-U+2028 or other Unicode breaks, which ``str.splitlines`` would split on).
-Pure Python, no I/O: the HTTP layer feeds it bytes.
+chunks counts as one line break.  Pure Python, no I/O: the HTTP layer feeds it
+bytes.
+
+It follows the WHATWG rules for interpreting an event stream
+(https://html.spec.whatwg.org/multipage/server-sent-events.html) as a client
+meets them:
+
+* one UTF-8 byte-order mark at the very start of the stream is skipped, also
+  when it arrives split across chunks; anywhere else U+FEFF is a character;
+* CR, LF and CR LF end a line; U+2028 and the other Unicode breaks that
+  ``str.splitlines`` knows do not;
+* a line starting with ``:`` is a comment; a line without a colon is a field
+  name with an empty value; one space after the colon is dropped, only one;
+* ``data`` lines are joined with ``"\\n"``; a blank line dispatches the event,
+  unless no ``data`` line came since the last one: a block of only ``event``,
+  ``id``, ``retry`` or comments dispatches nothing;
+* an empty ``event`` means the default type (``None``); ``id`` is ignored when
+  it holds NUL; ``retry`` is ignored unless it is ASCII digits only;
+* ``id`` and ``retry`` are stream state: they persist across events, so an
+  event carries the last event id and the reconnection time as of its
+  dispatch (a ``retry`` sent in a block of its own is not lost).
+
+The end of the stream: an event that has not seen its closing blank line is
+discarded, as the spec says, not dispatched.  OpenAI-compatible servers end
+every event, ``data: [DONE]`` included, with a blank line (and the openai
+Python client drops an unterminated tail too), so such a tail only comes from
+a stream cut in the middle of an event, and half an event is not trusted.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass
 from typing import AsyncIterable, AsyncIterator, Iterable, Iterator
@@ -16,6 +41,9 @@ from typing import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 @dataclass(frozen=True)
 class ServerSentEvent:
+    """One dispatched event; ``id`` and ``retry`` are the stream's last event id and
+    reconnection time (ms) as of this event, ``None`` while the server has set none."""
+
     data: str = ""
     event: str | None = None
     id: str | None = None
@@ -71,14 +99,6 @@ class LineDecoder:
         self._buf += chunk[start:]
         return lines
 
-    def flush(self) -> list[bytes]:
-        """The last line, when the stream ended without a line break."""
-        if self._buf:
-            line = bytes(self._buf)
-            self._buf.clear()
-            return [line]
-        return []
-
 
 class SSEDecoder:
     """Assemble decoded lines into events (the WHATWG event-stream rules)."""
@@ -86,16 +106,16 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._data: list[str] = []
         self._event: str | None = None
-        self._id: str | None = None
-        self._retry: int | None = None
+        self._id: str | None = None  # the last event id: stream state, kept across events
+        self._retry: int | None = None  # the reconnection time: stream state too
 
     def decode(self, line: str) -> ServerSentEvent | None:
         if not line:
-            # the last event id persists across events (WHATWG), so it alone dispatches nothing
-            if not self._data and self._event is None and self._retry is None:
+            if not self._data:  # no data field since the last blank line: nothing to dispatch
+                self._event = None
                 return None
             sse = ServerSentEvent("\n".join(self._data), self._event, self._id, self._retry)
-            self._data, self._event, self._retry = [], None, None
+            self._data, self._event = [], None
             return sse
         if line.startswith(":"):
             return None
@@ -105,37 +125,42 @@ class SSEDecoder:
         if field == "data":
             self._data.append(value)
         elif field == "event":
-            self._event = value
+            self._event = value or None
         elif field == "id":
             if "\0" not in value:
                 self._id = value
         elif field == "retry":
-            try:
+            if value.isascii() and value.isdigit():  # int() would also take " 5", "+5", "1_0", "٥"
                 self._retry = int(value)
-            except ValueError:
-                pass
         return None
 
 
 class EventStreamDecoder:
-    """Bytes in, events out: :class:`LineDecoder` then :class:`SSEDecoder`."""
+    """Bytes in, events out: a leading byte-order mark skipped, then :class:`LineDecoder`
+    and :class:`SSEDecoder`.  There is no flush: at the end of the stream an event
+    without its blank line is discarded (see the module docstring)."""
 
     def __init__(self) -> None:
         self._lines, self._events = LineDecoder(), SSEDecoder()
+        self._head: bytes | None = b""  # the stream's first bytes while they may be a BOM; None after
 
-    def _decode(self, raw_lines: list[bytes]) -> list[ServerSentEvent]:
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if self._head is not None:
+            chunk = self._skip_bom(chunk)
         out = []
-        for raw in raw_lines:
+        for raw in self._lines.feed(chunk):
             if (sse := self._events.decode(raw.decode("utf-8", errors="replace"))) is not None:
                 out.append(sse)
         return out
 
-    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        return self._decode(self._lines.feed(chunk))
-
-    def close(self) -> list[ServerSentEvent]:
-        """Flush an unterminated last line and a pending event."""
-        return self._decode([*self._lines.flush(), b""])
+    def _skip_bom(self, chunk: bytes) -> bytes:
+        """The start of the stream without its byte-order mark; b"" while it may still be one."""
+        head = self._head + chunk
+        if len(head) < len(codecs.BOM_UTF8) and codecs.BOM_UTF8.startswith(head):
+            self._head = head
+            return b""
+        self._head = None
+        return head.removeprefix(codecs.BOM_UTF8)
 
 
 def iter_sse(chunks: Iterable[bytes]) -> Iterator[ServerSentEvent]:
@@ -143,7 +168,6 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[ServerSentEvent]:
     decoder = EventStreamDecoder()
     for chunk in chunks:
         yield from decoder.feed(chunk)
-    yield from decoder.close()
 
 
 async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
@@ -152,5 +176,3 @@ async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEve
     async for chunk in chunks:
         for sse in decoder.feed(chunk):
             yield sse
-    for sse in decoder.close():
-        yield sse

@@ -39,6 +39,36 @@ Settings (plain attributes, read when a request arrives; :meth:`reset` restores 
 ``api_key``       when set, ``/v1/*`` wants ``Authorization: Bearer <api_key>`` (else 401)
 ``ignore_stream`` the OpenAI endpoint answers JSON even when a stream was asked for
 
+What ``POST /v1/chat/completions`` streams, like reasoning and other OpenAI-compatible
+servers (vLLM, llama.cpp, Ollama, DeepSeek) do; the JSON answer only follows ``finish_reason``:
+
+==========================  ===================================================================
+``reasoning``               text (``str``: split into words; or a list of pieces) streamed before
+                            the answer as ``{"content": null, <reasoning_field>: piece}`` deltas
+``reasoning_field``         ``"reasoning_content"`` (DeepSeek, llama.cpp) or ``"reasoning"``
+                            (Ollama, OpenRouter)
+``think_tags``              the reasoning goes inside the content instead, as
+                            ``<think>{reasoning}</think>\\n\\n{answer}``, both tags split inside
+                            their text (``"<thi"``, ``"nk>"``, ..., ``"</"``, ``"think>\\n\\n"``)
+``finish_reason``           of the last delta (``"stop"``; e.g. ``"length"``)
+``tool_calls``              function names: ``delta.tool_calls`` instead of any content, per call
+                            index, id, type and name, then :data:`TOOL_ARGUMENTS` as JSON in
+                            pieces; the last delta has ``finish_reason`` ``"tool_calls"``
+``prompt_tokens``           the usage numbers; ``None``: the words in the request's messages
+``completion_tokens``       (prompt) or in the reasoning and the answer (completion)
+``reject_stream_options``   a request with ``stream_options`` gets HTTP 400 and an OpenAI error:
+                            "Unrecognized request argument supplied: stream_options"
+``context_overflow``        HTTP 400 with llama.cpp's ``exceed_context_size_error`` body
+                            (:data:`CONTEXT_OVERFLOW_ERROR`)
+==========================  ===================================================================
+
+Usage, as OpenAI sends it: when the request has ``stream_options: {"include_usage": true}``,
+every chunk carries ``"usage": null`` and one last chunk ``{"choices": [], "usage":
+{"prompt_tokens", "completion_tokens", "total_tokens"}}`` comes before ``[DONE]``.
+
+Every request is kept in :attr:`ProtocolServer.requests`; a JSON body is parsed into
+``RecordedRequest.json`` (e.g. ``srv.requests[0].json["stream_options"]``).
+
 Faults, by body kind (``-``: that kind ignores the fault):
 
 ===============  ============================================================================
@@ -78,7 +108,8 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import CIMultiDict
 
-__all__ = ["ProtocolServer", "RecordedRequest", "FAULTS", "MISUSE_TEXT"]
+__all__ = ["ProtocolServer", "RecordedRequest", "FAULTS", "MISUSE_TEXT", "TOOL_ARGUMENTS",
+           "CONTEXT_OVERFLOW_ERROR", "STREAM_OPTIONS_ERROR"]
 
 STATUS_FAULTS = ("http500", "http404", "http429", "http401", "cloudflare")
 FAULTS = frozenset({
@@ -96,6 +127,13 @@ CLOUDFLARE_PAGE = (
     "<noscript>Enable JavaScript and cookies to continue</noscript></div>"
     "<script>window._cf_chl_opt={cvId: '3'};</script></body></html>"
 )
+TOOL_ARGUMENTS = {"city": "Paris", "unit": "celsius"}
+CONTEXT_OVERFLOW_ERROR = {"error": {  # llama.cpp's llama-server, word for word
+    "code": 400, "message": "the request exceeds the available context size, try increasing it",
+    "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096}}
+STREAM_OPTIONS_ERROR = {"error": {
+    "message": "Unrecognized request argument supplied: stream_options",
+    "type": "invalid_request_error", "param": None, "code": None}}
 MAINTENANCE_PAGE = ("<!doctype html><html><head><title>Site under maintenance</title></head>"
                     "<body><h1>We'll be back soon</h1></body></html>")
 
@@ -109,6 +147,15 @@ _DEFAULTS: dict[str, Any] = {
     "models": ("gpt-4o-mini", "test-model"),
     "api_key": None,
     "ignore_stream": False,
+    "reasoning": None,
+    "reasoning_field": "reasoning_content",
+    "think_tags": False,
+    "finish_reason": "stop",
+    "tool_calls": None,
+    "prompt_tokens": None,
+    "completion_tokens": None,
+    "reject_stream_options": False,
+    "context_overflow": False,
 }
 
 
@@ -160,6 +207,30 @@ def _split_utf8(data: bytes) -> list[bytes]:
 
 def _sse(data: Any) -> bytes:
     return b"data: " + (data if isinstance(data, bytes) else _json(data)) + b"\n\n"
+
+
+def _n_words(texts: Any) -> int:
+    return sum(len(t.split()) for t in texts if isinstance(t, str))
+
+
+def _usage(s: Any, body: dict, spoken: int) -> dict[str, int]:
+    """The ``usage`` object: the settings, else word counts of the messages and of the answer."""
+    messages = [m.get("content") for m in body.get("messages") or [] if isinstance(m, dict)]
+    prompt = s.prompt_tokens if s.prompt_tokens is not None else _n_words(messages)
+    completion = s.completion_tokens if s.completion_tokens is not None else spoken
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _tool_call_deltas(names: list[str]) -> list[dict]:
+    """OpenAI's ``delta.tool_calls``: per call a head (id, type, name), then the arguments in pieces."""
+    deltas: list[dict] = []
+    for i, name in enumerate(names):
+        head = {"index": i, "id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": ""}}
+        deltas.append({"role": "assistant", "content": None, "tool_calls": [head]} if i == 0
+                      else {"tool_calls": [head]})
+        deltas += [{"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+                   for piece in _words(json.dumps(TOOL_ARGUMENTS))]
+    return deltas
 
 
 class ProtocolServer:
@@ -443,27 +514,45 @@ class ProtocolServer:
     def _openai_chat(self, rec: RecordedRequest, s: Any) -> _Reply:
         body = rec.json if isinstance(rec.json, dict) else {}
         model = body.get("model", "")
+        if s.context_overflow:
+            return _Reply("json", [_json(CONTEXT_OVERFLOW_ERROR)], "application/json", status=400)
+        if s.reject_stream_options and "stream_options" in body:
+            return _Reply("json", [_json(STREAM_OPTIONS_ERROR)], "application/json", status=400)
         if not body.get("stream") or s.ignore_stream:
             return _Reply("json", [_json({
                 "id": "chatcmpl-test", "object": "chat.completion", "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": s.answer},
-                             "finish_reason": "stop"}],
+                             "finish_reason": s.finish_reason}],
             })], "application/json")
-        chunks = s.chunks if s.chunks is not None else _words(s.answer)
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
-        def delta(content: str | None, finish: str | None = None) -> bytes:
+        def chunk(choices: list, **extra: Any) -> bytes:
+            usage = {"usage": None} if include_usage else {}
             return _sse({"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": model,
-                         "choices": [{"index": 0, "delta": {"content": content} if content else {},
-                                      "finish_reason": finish}]})
+                         "choices": choices, **usage, **extra})
 
-        pieces = [c if isinstance(c, bytes) else delta(c) for c in chunks]
+        def delta(fields: dict, finish: str | None = None) -> bytes:
+            return chunk([{"index": 0, "delta": fields, "finish_reason": finish}])
+
+        reasoning = _words(s.reasoning) if isinstance(s.reasoning, str) else list(s.reasoning or [])
+        content = [] if s.tool_calls else s.chunks if s.chunks is not None else _words(s.answer)
+        spoken = _n_words(["".join(reasoning), "".join(c for c in content if isinstance(c, str))])
+        if s.think_tags and reasoning:
+            content, reasoning = ["<thi", "nk>", *reasoning, "</", "think>\n\n", *content], []
+        pieces = [delta({"content": None, s.reasoning_field: r}) for r in reasoning]
+        pieces += [c if isinstance(c, bytes) else delta({"content": c} if c else {}) for c in content]
+        pieces += [delta(d) for d in _tool_call_deltas(s.tool_calls or [])]
         bad = {"sse_error_event": _sse({"error": {"message": "The model crashed while generating",
                                                   "type": "server_error"}}),
                "truncated_json": b'data: {"choices": [{"delta": {"content": "cut\n\n'}.get(s.fault)
         if bad is not None:
             pieces = [*pieces[: s.fault_after], bad]
         else:
-            pieces += [delta(None, "stop"), _sse(b"[DONE]")]
+            pieces.append(delta({}, "tool_calls" if s.tool_calls else s.finish_reason))
+            if include_usage:
+                pieces.append(chunk([], usage=_usage(s, body, spoken)))
+            pieces.append(_sse(b"[DONE]"))
         return _Reply("sse", pieces, "text/event-stream", headers={"cache-control": "no-cache"})
 
     def _openai_models(self, rec: RecordedRequest, s: Any) -> _Reply:
