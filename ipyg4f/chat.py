@@ -1,13 +1,15 @@
-"""The per-shell chat state shared by ``%%chat`` and the panel.
+"""The per-shell chat state shared by ``%%chat`` and the panel, and its lookup.
 
-It knows the settings, the history store, the notebook key and the id of the
-cell being run, and it turns a prompt plus options into a
-:class:`~ipyg4f.runner.ChatRequest` and an answer into a history record.
+:func:`get_chat` attaches one :class:`Chat` to a shell (settings, the history
+store, the notebook key, the id of the cell being run).  A :class:`Chat` turns
+a prompt plus options into a :class:`~ipyg4f.runner.ChatRequest` and an ended
+answer into a history record.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +30,19 @@ _SESSION = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
 
 
 def _warn(message: str) -> None:
-    import sys
-
     print(f"ipyg4f: {message}", file=sys.stderr)
+
+
+def default_provider() -> str:
+    """Local when ``ipyg4f[local]`` is installed, else Fallback."""
+    from .providers import get_provider
+
+    try:
+        if get_provider("Local").is_available():
+            return "Local"
+    except Exception:  # a broken install of the extra: the fallback provider still works
+        pass
+    return "Fallback"
 
 
 class Chat:
@@ -67,25 +79,26 @@ class Chat:
         return self.cell_id or f"run-{os.urandom(16).hex()}"
 
     # -- requests ------------------------------------------------------------
-    def resolve(self, provider: str | None, model: str | None) -> tuple[Any, str, str]:
-        """(provider class, its name, model) from options and defaults; raises on unknown ones."""
-        from .providers import get_provider, provider_name
+    def provider_setting(self) -> str:
+        return self.config.provider or default_provider()
 
-        name = provider or self.config.resolved_provider()
-        cls = get_provider(name)
+    def resolve(self, provider: str | None, model: str | None) -> tuple[Any, str]:
+        """(provider, model) from options and defaults; raises on unknown ones. Never touches the network."""
+        from .providers import get_provider
+
+        cls = get_provider(provider or self.provider_setting())
         if not model and (not provider or provider.lower() == (self.config.provider or "").lower()):
             model = self.config.model
-        get_model = getattr(cls, "get_model", None)
-        resolved = get_model(model) if get_model is not None else (model or "")
-        return cls, provider_name(cls), resolved
+        return cls, cls.get_model(model)
 
     def request(self, prompt: str, *, cell_id: str, provider: str | None = None, model: str | None = None,
                 system: str | None = None, thread: str | None = None, temperature: float | None = None,
                 proxy: str | None = None, timeout: float | None = None,
-                extra: dict[str, Any] | None = None) -> ChatRequest:
+                extra: dict[str, Any] | None = None) -> tuple[ChatRequest, list[str]]:
+        """The request, and one-line notes for the user (options the provider ignores)."""
         from .runner import ChatRequest
 
-        cls, name, model = self.resolve(provider, model)
+        cls, model = self.resolve(provider, model)
         messages: list[dict[str, str]] = []
         system = system if system is not None else self.config.system
         if system:
@@ -94,29 +107,58 @@ class Chat:
                                      limit=self.config.max_context):
             messages.extend(ex.as_messages())
         messages.append({"role": "user", "content": prompt})
-        kwargs: dict[str, Any] = {"timeout": timeout or self.config.timeout}
-        if self.config.fallback:
-            from .providers.fallback import Fallback
-
-            if isinstance(cls, type) and issubclass(cls, Fallback):
-                kwargs["providers"] = list(self.config.fallback)
+        timeout = timeout or self.config.timeout
+        kwargs: dict[str, Any] = {"timeout": timeout}
+        if self.config.fallback and cls.name == "Fallback":
+            kwargs["providers"] = list(self.config.fallback)
+        given = {"temperature": temperature, "proxy": proxy, **(extra or {})}
+        ignored = cls.ignored_options(given)
+        notes = [f"{cls.name} ignores {', '.join(ignored)}"] if ignored else []
+        defaults, problems = self.provider_defaults(cls.name)
+        notes.extend(problems)
         temperature = temperature if temperature is not None else self.config.temperature
         if temperature is not None:
             kwargs["temperature"] = temperature
-        kwargs.update(extra or {})
-        return ChatRequest(cls, name, model, messages, proxy or self.config.resolved_proxy(), kwargs)
+        kwargs.update(defaults)
+        kwargs.update({k: v for k, v in (extra or {}).items() if v is not None})
+        return ChatRequest(cls, model, messages, proxy or self.config.resolved_proxy(), kwargs, timeout), notes
 
-    def record(self, prompt: str, answer: Answer, *, cell_id: str, thread: str | None = None) -> None:
-        """Store the exchange; a failed re-run that produced nothing keeps the cell's earlier answer."""
+    def provider_defaults(self, name: str) -> tuple[dict[str, Any], list[str]]:
+        """``ChatConfig.provider_options`` of provider ``name``, the key read from its variable; and problems."""
+        from .http import register_secret
+
+        options = next((v for k, v in self.config.provider_options.items() if k.lower() == name.lower()), None)
+        if not isinstance(options, dict):
+            return {}, []
+        out = {k: v for k, v in options.items() if k in ("base_url", "max_tokens", "temperature") and v is not None}
+        problems = []
+        if variable := options.get("api_key_env"):
+            key = os.environ.get(str(variable))
+            if key:
+                register_secret(key)
+                out["api_key"] = key
+            else:
+                problems.append(f"ChatConfig.provider_options: ${variable} (the key of {name}) is not set")
+        return out, problems
+
+    def record(self, prompt: str, answer: Answer, *, cell_id: str, thread: str | None = None) -> str:
+        """Store the exchange; returns a note when it could not be stored (the answer stays on screen).
+
+        A failed re-run that produced nothing keeps the cell's earlier answer.
+        """
         from .http import redact
 
         thread = self.thread_name(thread)
-        if answer.status != "ok" and not answer.text:
-            if self.store.get(self.notebook, thread, cell_id) is not None:
-                return
-        self.store.record(self.notebook, thread, cell_id, prompt, answer.text,
-                          provider=answer.provider, model=answer.model, status=answer.status,
-                          error=redact(describe(answer.error)) if answer.error else "")
+        try:
+            if answer.status != "ok" and not answer.text:
+                if self.store.get(self.notebook, thread, cell_id) is not None:
+                    return ""
+            self.store.record(self.notebook, thread, cell_id, prompt, answer.text,
+                              provider=answer.provider, model=answer.model, status=answer.status,
+                              error=redact(describe(answer.error)) if answer.error else "")
+        except Exception as exc:  # a full disk or a locked file must not lose the answer on screen
+            return f"not saved to history: {redact(describe(exc))}"
+        return ""
 
     def set_defaults(self, provider: str | None = None, model: str | None = None) -> None:
         """Make a provider/model the default of later cells (the panel observes these traits)."""
@@ -124,3 +166,36 @@ class Chat:
             self.config.provider = provider
         if model is not None:
             self.config.model = model
+
+
+# -- the state of each shell ---------------------------------------------------------------
+
+_chats: dict[int, Chat] = {}
+
+
+def get_chat(shell: Any = None) -> Chat:
+    """The shell's chat state, attached on first use (settings, the ``pre_run_cell`` hook)."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("ipyg4f needs a running IPython shell")
+    if id(shell) not in _chats:
+        config = ChatConfig(parent=shell)
+        shell.configurables.append(config)
+        chat = Chat(shell, config)
+        shell.events.register("pre_run_cell", chat.pre_run_cell)
+        _chats[id(shell)] = chat
+    return _chats[id(shell)]
+
+
+def detach(shell: Any) -> None:
+    """Undo :func:`get_chat` for this shell."""
+    chat = _chats.pop(id(shell), None)
+    if chat is None:
+        return
+    shell.events.unregister("pre_run_cell", chat.pre_run_cell)
+    if chat.config in shell.configurables:
+        shell.configurables.remove(chat.config)
+    chat.close()

@@ -1,106 +1,105 @@
-"""What ``%%chat`` and each ``%chat`` command do (the magic only parses)."""
+"""What ``%%chat`` and each ``%chat`` command do (the magic only parses).
+
+Every function takes the shell's :class:`~ipyg4f.chat.Chat` and the parsed options.
+"""
 
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 from IPython.core.error import UsageError
 
-from .errors import ModelNotFoundError, ProviderError, UnknownProviderError, describe
-from .http import redact
-from .magics import ChatFailed, _in_kernel, fill_template
-from .render import CellRenderer, TerminalRenderer, code_block
-from .runner import Answer, run_blocking
+from .chat import Chat
+from .config import FORMATS
+from .errors import ChatFailed, ModelNotFoundError, UnknownProviderError, describe
 
 
-def run_cell(magics: Any, args: Any, cell: str) -> None:
-    chat, shell = magics.state, magics.shell
-    config = chat.config
-    prompt = (cell if args.raw else fill_template(cell, _namespace(shell))).strip()
+def in_kernel(shell: Any) -> bool:
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _resolve_or_usage(chat: Chat, provider: str | None, model: str | None) -> tuple[Any, str]:
+    from .http import redact
+
+    try:
+        return chat.resolve(provider, model)
+    except (UnknownProviderError, ModelNotFoundError) as exc:
+        raise UsageError(redact(exc.message)) from None
+
+
+def _api_key(name: str | None) -> str | None:
+    """The key in the environment variable ``name`` (never the key itself on the command line)."""
+    if not name:
+        return None
+    from .http import register_secret
+
+    key = os.environ.get(name)
+    if not key:
+        raise UsageError(f"--api-key-env {name}: that environment variable is not set")
+    register_secret(key)
+    return key
+
+
+def run_cell(chat: Chat, args: Any, cell: str) -> None:
+    from .render import CellRenderer, TerminalRenderer, code_block, failure_lines, outcome
+    from .runner import Answer, run_blocking
+    from .template import fill_template, user_namespace
+
+    shell, config = chat.shell, chat.config
+    prompt = (cell if args.raw else fill_template(cell, user_namespace(shell))).strip()
     if not prompt:
         raise UsageError("the cell is empty: write the prompt below the %%chat line")
     fmt = args.format or config.format
-    if fmt not in ("markdown", "text", "code"):
+    if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r} (ChatConfig.format): use markdown, text or code")
-    try:
-        chat.resolve(args.provider, args.model)  # a user error changes nothing, not even --new
-    except (UnknownProviderError, ModelNotFoundError) as exc:
-        raise UsageError(redact(exc.message)) from None
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise UsageError(f"--max-tokens must be at least 1, not {args.max_tokens}")
+    _resolve_or_usage(chat, args.provider, args.model)  # a user error changes nothing, not even --new
+    extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key": _api_key(args.api_key_env)}
     cell_id = chat.new_cell_id()
     if args.new:
         chat.store.reset(chat.notebook, chat.thread_name(args.thread))
-    request = chat.request(prompt, cell_id=cell_id, provider=args.provider, model=args.model,
-                           system=args.system, thread=args.thread, temperature=args.temperature,
-                           proxy=args.proxy, timeout=args.timeout)
+    request, notes = chat.request(prompt, cell_id=cell_id, provider=args.provider, model=args.model,
+                                  system=args.system, thread=args.thread, temperature=args.temperature,
+                                  proxy=args.proxy, timeout=args.timeout, extra=extra)
     answer = Answer(request.provider_name, request.model)
+    answer.notes.extend(notes)
     label = f"{request.provider_name} ({request.model})" if request.model else request.provider_name
-    render_cls = CellRenderer if _in_kernel(shell) else TerminalRenderer
-    renderer = render_cls(label, rate=config.updates_per_second,
-                          metadata={"provider": request.provider_name, "model": request.model,
-                                    "thread": chat.thread_name(args.thread)})
-    renderer.start()
+    if in_kernel(shell):
+        renderer = CellRenderer(label, fmt=fmt, rate=config.updates_per_second,
+                                metadata={"provider": request.provider_name, "model": request.model,
+                                          "thread": chat.thread_name(args.thread)})
+    else:
+        renderer = TerminalRenderer(label)
     run_blocking(request, answer, renderer)
-    note = _note(answer)
-    try:
-        chat.record(prompt, answer, cell_id=cell_id, thread=args.thread)
-    except Exception as exc:  # a full disk or a locked file must not lose the answer on screen
-        note = "; ".join(filter(None, [note, f"not saved to history: {redact(describe(exc))}"]))
-    renderer.finish(answer.text, fmt, status=answer.status, note=note, provider=answer.provider,
-                    model=answer.model, chunks=answer.chunks, finish_reason=answer.finish_reason)
+    if answer.ignored and (args.debug or config.show_traceback):
+        answer.notes.append("ignored: " + ", ".join(f"{k} x{n}" for k, n in answer.ignored.items()))
+    result = outcome(answer, chat.record(prompt, answer, cell_id=cell_id, thread=args.thread))
+    renderer.finish(answer, result)
     if args.out:
         shell.user_ns[args.out] = answer.text
     if fmt == "code" and answer.status == "ok" and answer.text:
-        _suggest_code(chat, shell, cell_id, code_block(answer.text)[0])
+        _suggest_code(chat, cell_id, code_block(answer.text)[0])
     if answer.status == "error":
         if args.debug or config.show_traceback:
             raise answer.error
-        raise ChatFailed(_failure_lines(answer))
+        raise ChatFailed(failure_lines(answer))
     if answer.status == "interrupted":
-        raise ChatFailed([f"■ {note}"])
-
-
-def _namespace(shell: Any) -> Any:
-    """The user namespace, with ``In`` as the cells were typed (not as IPython transformed them)."""
-    from collections import ChainMap
-
-    raw = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
-    return ChainMap({"In": raw}, shell.user_ns) if raw is not None else shell.user_ns
-
-
-def _note(answer: Answer) -> str:
-    size = f"partial answer kept ({len(answer.text)} characters)" if answer.text else "nothing was received"
-    if answer.status == "interrupted":
-        return f"stopped by interrupt; {size}"
-    if answer.status == "error":
-        return f"{answer.provider} failed: {redact(describe(answer.error))}; {size}"
-    if answer.status == "ok" and not answer.text:
-        return f"{answer.provider} sent an empty answer"
-    return ""
-
-
-def _failure_lines(answer: Answer) -> list[str]:
-    exc = answer.error
-    lines = [f"✖ {answer.provider}: {redact(describe(exc))}"]
-    hint = getattr(exc, "hint", "") if isinstance(exc, ProviderError) else ""
-    if hint:
-        lines.append(f"  try: {hint}")
-    if answer.text:
-        lines.append(f"  the partial answer ({len(answer.text)} characters) is kept above and in history")
-    lines.append("  (--debug shows the full traceback)")
-    return lines
+        raise ChatFailed([f"■ {result.note}"])
 
 
 _suggested: dict[str, str] = {}
 
 
-def _suggest_code(chat: Any, shell: Any, cell_id: str, code: str) -> None:
+def _suggest_code(chat: Chat, cell_id: str, code: str) -> None:
     """Offer the code as the next cell once per asking cell; a re-run does not stack another cell."""
     key = f"{chat.notebook}\0{cell_id}"
     if key in _suggested:
         return
     _suggested[key] = code
-    shell.set_next_input(code, replace=False)
+    chat.shell.set_next_input(code, replace=False)
 
 
 # --- line commands -------------------------------------------------------------
@@ -123,10 +122,10 @@ def _show_table(headers: list[str], rows: list[list[str]]) -> None:
     display({"text/plain": _text_table(headers, rows), "text/html": _html_table(headers, rows)}, raw=True)
 
 
-def cmd_providers(magics: Any, args: Any) -> None:
+def cmd_providers(chat: Chat, args: Any) -> None:
     from .providers import list_providers
 
-    default = magics.state.config.resolved_provider()
+    default = chat.provider_setting()
     rows = []
     for info in list_providers():
         flags = [f for f, on in (("stream", info.supports_stream), ("system", info.supports_system_message),
@@ -138,31 +137,30 @@ def cmd_providers(magics: Any, args: Any) -> None:
     _show_table(["provider", "working", "models", "supports", "about"], rows)
 
 
-def cmd_models(magics: Any, args: Any) -> list[str] | None:
+def cmd_models(chat: Chat, args: Any) -> None:
+    import asyncio
 
+    from .http import redact
     from .runner import LoopThread
 
-    try:
-        cls, name, _ = magics.state.resolve(args.provider, None)
-    except (UnknownProviderError, ModelNotFoundError) as exc:
-        raise UsageError(exc.message) from None
-    static = list(getattr(cls, "models", []) or [])
-    models = static
-    if not static and hasattr(cls, "list_models"):
-        future = LoopThread.get().submit(cls.list_models())
+    cls, _ = _resolve_or_usage(chat, args.provider, None)
+    models = cls.available_models()
+    if not models and cls.lists_models_remotely():
+        timeout = chat.config.timeout
+        future = LoopThread.get().submit(asyncio.wait_for(cls.list_models(), timeout))
         try:
-            models = future.result(timeout=magics.state.config.timeout)
+            models = future.result(timeout=timeout + 1)
         except Exception as exc:
-            raise ChatFailed([f"✖ {name}: cannot list models: {redact(describe(exc))}"]) from None
-    default = getattr(cls, "default_model", "")
+            future.cancel()
+            reason = f"no answer in {timeout:g} s" if isinstance(exc, TimeoutError) else redact(describe(exc))
+            raise ChatFailed([f"✖ {cls.name}: cannot list models: {reason}"]) from None
+    default = cls.default_model
     _show_table(["model", "default"], [[m, "*" if m == default else ""] for m in models] or [[default or "any", "*"]])
-    return None
 
 
-def cmd_history(magics: Any, args: Any) -> None:
+def cmd_history(chat: Chat, args: Any) -> None:
     from IPython.display import display
 
-    chat = magics.state
     thread = chat.thread_name(args.thread)
     total = chat.store.count(chat.notebook, thread)
     if not total:
@@ -178,10 +176,9 @@ def cmd_history(magics: Any, args: Any) -> None:
         display({"text/plain": f"({first - 1} earlier exchanges not shown: %chat history --last 0 shows all)"}, raw=True)
 
 
-def cmd_threads(magics: Any, args: Any) -> None:
+def cmd_threads(chat: Chat, args: Any) -> None:
     from IPython.display import display
 
-    chat = magics.state
     names = chat.store.threads(chat.notebook)
     if not names:
         display({"text/plain": "no threads in this notebook yet"}, raw=True)
@@ -196,26 +193,25 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def cmd_reset(magics: Any, args: Any) -> None:
-    chat = magics.state
+def cmd_reset(chat: Chat, args: Any) -> None:
     thread = chat.thread_name(args.thread)
     n = chat.store.reset(chat.notebook, thread)
     print(f"thread {thread!r} reset ({n} exchanges archived)")
 
 
-def cmd_use(magics: Any, args: Any) -> None:
+def cmd_use(chat: Chat, args: Any) -> None:
     if not args.provider and not args.model:
         raise UsageError("%chat use needs -p PROVIDER and/or -m MODEL")
-    chat = magics.state
-    try:
-        cls, name, model = chat.resolve(args.provider or chat.config.provider or None, args.model)
-    except (UnknownProviderError, ModelNotFoundError) as exc:
-        raise UsageError(exc.message) from None
-    chat.set_defaults(name, args.model or "")
-    print(f"default: {name}" + (f" ({model})" if model else ""))
+    cls, model = _resolve_or_usage(chat, args.provider or chat.config.provider or None, args.model)
+    chat.set_defaults(cls.name, args.model or "")
+    print(f"default: {cls.name}" + (f" ({model})" if model else ""))
 
 
-def cmd_panel(magics: Any, args: Any) -> Any:
-    from .widget import ChatPanel
+def cmd_panel(chat: Chat, args: Any) -> Any:
+    from .panel import ChatPanel
 
-    return ChatPanel(chat=magics.state)
+    return ChatPanel(chat=chat)
+
+
+COMMANDS = {"providers": cmd_providers, "models": cmd_models, "history": cmd_history, "threads": cmd_threads,
+            "reset": cmd_reset, "use": cmd_use, "panel": cmd_panel}

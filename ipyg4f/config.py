@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from traitlets import Bool, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Float, Int, List, Unicode
 from traitlets.config import Configurable
+
+#: the answer formats of ``-f``
+FORMATS = ("markdown", "text", "code")
 
 
 def data_dir() -> Path:
@@ -29,6 +32,11 @@ class ChatConfig(Configurable):
                     help="Providers the Fallback provider tries, in order; empty: every available one "
                          "(Local first).").tag(config=True)
     system = Unicode("", help="Default system prompt.").tag(config=True)
+    provider_options = Dict(
+        default_value={},
+        help='Per-provider defaults, e.g. {"g4f:Custom": {"base_url": "http://127.0.0.1:8080/v1", '
+             '"api_key_env": "MY_KEY"}}: base_url, api_key_env (the NAME of the variable holding the key), '
+             'max_tokens, temperature.').tag(config=True)
     proxy = Unicode("", help="Default proxy URL (also $IPYG4F_PROXY). Never echoed.").tag(config=True)
     timeout = Float(120.0, help="Longest silence (seconds) allowed from a provider.").tag(config=True)
     temperature = Float(None, allow_none=True, help="Default temperature (None: the provider's).").tag(config=True)
@@ -38,18 +46,6 @@ class ChatConfig(Configurable):
     updates_per_second = Float(20.0, help="Most display updates per second while streaming.").tag(config=True)
     history_path = Unicode("", help="History database; empty: <data dir>/history.sqlite3.").tag(config=True)
     show_traceback = Bool(False, help="Show full tracebacks of provider failures (like --debug).").tag(config=True)
-
-    def resolved_provider(self) -> str:
-        if self.provider:
-            return self.provider
-        from .providers import get_provider
-
-        try:
-            if get_provider("Local").is_available():
-                return "Local"
-        except Exception:
-            pass
-        return "Fallback"
 
     def resolved_history_path(self) -> Path:
         return Path(self.history_path) if self.history_path else data_dir() / "history.sqlite3"

@@ -117,10 +117,6 @@ class UnknownProviderError(ProviderError, KeyError):
         return self.message
 
 
-class ProviderNotWorkingError(ProviderError):
-    """The provider is marked ``working = False``."""
-
-
 class AllProvidersFailedError(ProviderError):
     """The fallback provider tried every candidate and each one failed."""
 
@@ -132,6 +128,26 @@ class AllProvidersFailedError(ProviderError):
 
 class MissingExtraError(ProviderError, ImportError):
     """An optional dependency is not installed."""
+
+
+class ContextLengthError(HTTPStatusError):
+    """The prompt (with its history) does not fit in the model's context window."""
+
+    hint = "start a shorter thread (--new), lower ChatConfig.max_context, or use a model with a larger context"
+
+    def __init__(self, status: int = 400, body: str = "", **kw):
+        super().__init__(status, body, message="the prompt is too long for the model's context", **kw)
+
+
+class ChatFailed(Exception):
+    """What a cell shows when its answer failed: a few short lines, no traceback wall."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31m{self.lines[0]}\x1b[0m", *self.lines[1:]]
 
 
 def describe(exc: BaseException) -> str:

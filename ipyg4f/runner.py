@@ -1,32 +1,39 @@
-"""Drive one provider stream: accumulate the answer, hand chunks to a renderer, cancel.
+"""Drive one provider stream into one renderer: typed events in, an :class:`Answer` out; cancel, timeout.
 
-Two ways to run the same :func:`stream` coroutine:
+Both front ends use the same :class:`Run`:
 
-* :func:`run_blocking` (``%%chat``): the coroutine runs on a private event
-  loop in ONE daemon worker thread, while the cell's own thread waits, renders
-  at a throttled rate, and turns ``KeyboardInterrupt`` (kernel interrupt,
-  Ctrl-C) into a cancellation.  Why not nest_asyncio/nest_asyncio2?  Measured
-  here: the archived ``nest_asyncio`` wedges ipykernel 7 as soon as another
-  cell is queued (Run All); ``nest_asyncio2`` works, but it patches the
-  kernel's loop for the whole process.  The worker thread needs no patch at
-  all, works the same in ipykernel 6, 7 and terminal IPython, and the render
-  (display calls) stays on the cell's thread, so output always lands in the
-  right cell.  Chunks cross threads in batches under one lock, so a fast
-  stream costs one wake-up per batch, not per chunk.
-* ``await stream(...)`` (the panel): directly as a task on the kernel's
-  running loop, so the kernel stays free for other cells.
+* ``%%chat`` calls :func:`run_blocking`: the provider's coroutine runs on a
+  private event loop in ONE daemon worker thread (:class:`LoopThread`) while
+  the cell's own thread waits, renders at a throttled rate, and turns
+  ``KeyboardInterrupt`` (kernel interrupt, Ctrl-C) into a cancellation.  Why
+  not nest_asyncio/nest_asyncio2?  Measured here: the archived ``nest_asyncio``
+  wedges ipykernel 7 as soon as another cell is queued (Run All);
+  ``nest_asyncio2`` works, but it patches the kernel's loop for the whole
+  process.  The worker thread needs no patch at all and works the same in
+  ipykernel 6, 7 and terminal IPython.
+* the panel calls :meth:`Run.start`: the same loop, rendered from a thread of
+  its own, so an answer keeps streaming while the kernel runs other cells.
+
+Items cross threads in batches under one lock, so a fast stream costs one
+wake-up per batch, not per item.  Every item goes through
+:func:`ipyg4f.events.normalize`: unknown objects are counted, never turned into
+text.  The runner enforces the request's timeout for every provider: no item
+for that long ends the stream with a :class:`~ipyg4f.errors.ProviderTimeoutError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import describe
-from .providers.base import FinishReason, Marker, ProviderUsed
+from .errors import ProviderTimeoutError
+from .events import (ANSWER_EVENTS, FinishReason, LoginRequired, Media, ProviderUsed, Reasoning, Sources,
+                     ToolCalls, Usage, kind_of, normalize)
 from .messages import Messages
 
 #: how long an interrupted stream may take to close its connection
@@ -35,45 +42,97 @@ CANCEL_GRACE = 2.0
 #: and how long it then pauses
 YIELD_EVERY = 0.002
 YIELD_PAUSE = 0.0005
+#: the runner's timeout fires this much after the request's own, so that a provider that
+#: enforces the timeout itself says first, in its own words, what it was waiting for
+TIMEOUT_GRACE = 0.5
 
 
 @dataclass
 class ChatRequest:
-    provider: Any
-    provider_name: str
+    provider: Any  # a provider class with the interface of providers.base.AsyncGeneratorProvider
     model: str
     messages: Messages
     proxy: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: longest silence from the provider, enforced by the runner (None: none)
+    timeout: float | None = None
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name
 
 
 class Answer:
-    """The answer as it accumulates: text, who answered, how it ended."""
+    """The answer as it accumulates: text, thinking, who answered, usage, how it ended.
+
+    ``status`` goes ``streaming`` -> ``ok`` | ``error`` | ``interrupted``, only
+    through :meth:`end`.
+    """
 
     def __init__(self, provider: str = "", model: str = ""):
         self.provider = provider
         self.model = model
-        self.parts: list[str] = []
-        self.chunks = 0
-        self.finish_reason: str | None = None
         self.status = "streaming"
         self.error: BaseException | None = None
+        self.parts: list[str] = []
+        self.reasoning_parts: list[str] = []
+        self.chunks = 0
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.failed_first: tuple[str, ...] = ()
+        self.sources: list[tuple[str, str]] = []
+        self.media: list[Media] = []
+        self.tool_calls: list[str] = []
+        self.login: LoginRequired | None = None
+        self.ignored: collections.Counter[str] = collections.Counter()
+        self.notes: list[str] = []  #: one-line notes for the user (ignored options...)
+        self.started = time.monotonic()
+        self.first_token: float | None = None
+        self.ended: float | None = None
         self._text: str | None = ""
 
-    def feed(self, item: Any) -> None:
-        if isinstance(item, ProviderUsed):
-            self.provider = item.name
-            self.model = item.model or self.model
-        elif isinstance(item, FinishReason):
-            self.finish_reason = item.reason
-        elif isinstance(item, Marker) or item is None:
-            return
-        else:
-            piece = item if isinstance(item, str) else str(item)
-            if piece:
-                self.parts.append(piece)
-                self.chunks += 1
-                self._text = None
+    def feed(self, item: Any) -> bool:
+        """Take one stream item; True when what the user sees changed."""
+        event = normalize(item)
+        if isinstance(event, str):
+            if not event:
+                return False
+            self.parts.append(event)
+            self.chunks += 1
+            self._text = None
+            self._first()
+            return True
+        if isinstance(event, Reasoning):
+            if event.text:
+                self.reasoning_parts.append(event.text)
+                self._first()
+            return bool(event.text)
+        if isinstance(event, FinishReason):
+            self.finish_reason = event.reason
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, ProviderUsed):
+            self.provider, self.model = event.name, event.model or self.model
+            self.failed_first = event.failed
+        elif isinstance(event, Sources):
+            self.sources.extend(u for u in event.items if u not in self.sources)
+        elif isinstance(event, Media):
+            self.media.append(event)
+        elif isinstance(event, ToolCalls):
+            self.tool_calls.extend(event.names)
+        elif isinstance(event, LoginRequired):
+            self.login = event
+        elif event is None and item is not None:
+            self.ignored[kind_of(item)] += 1
+            return False
+        if isinstance(event, ANSWER_EVENTS):
+            self._first()
+            return True
+        return False
+
+    def _first(self) -> None:
+        if self.first_token is None:
+            self.first_token = time.monotonic()
 
     @property
     def text(self) -> str:
@@ -83,8 +142,23 @@ class Answer:
         return self._text
 
     @property
-    def error_message(self) -> str:
-        return describe(self.error) if self.error is not None else ""
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
+    @property
+    def has_answer(self) -> bool:
+        """Text, or something that stands for an answer (tool calls, media, a login link)."""
+        return bool(self.text or self.tool_calls or self.media or self.login)
+
+    def end(self, status: str, error: BaseException | None = None) -> None:
+        """``ok``, ``error`` (with the exception) or ``interrupted``; the first call wins."""
+        if self.status != "streaming":
+            return
+        self.status, self.error = status, error
+        self.ended = time.monotonic()
+
+    def elapsed(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
 
 
 async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
@@ -92,18 +166,46 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
     gen = request.provider.create_async_generator(request.model, request.messages,
                                                   proxy=request.proxy, **request.kwargs)
     loop = asyncio.get_running_loop()
-    deadline = loop.time()  # pause after the first chunk: it is shown at once, even in a burst
+    task = asyncio.current_task()
+    last = loop.time()
+    deadline = last  # pause after the first item: it is shown at once, even in a burst
+    timeout = request.timeout + TIMEOUT_GRACE if request.timeout else None
+    timed_out = False
+    items = 0
+    watchdog: asyncio.TimerHandle | None = None
+
+    def check() -> None:  # cheaper than a wait_for per item: one timer, moved on lazily
+        nonlocal watchdog, timed_out
+        idle = loop.time() - last
+        if idle >= timeout:
+            timed_out = True
+            task.cancel()
+        else:
+            watchdog = loop.call_later(timeout - idle, check)
+
+    if timeout and task is not None:
+        watchdog = loop.call_later(timeout, check)
     try:
         async for item in gen:
             on_item(item)
+            items += 1
+            last = loop.time()
             # aiohttp hands buffered data over without suspending.  Every YIELD_EVERY
             # seconds of such work, pause briefly: a real sleep, not sleep(0), so the loop
-            # waits in select() without the GIL and the kernel's other threads (iopub,
-            # shell) and other tasks on a shared loop (the panel's) get their turn
-            if loop.time() >= deadline:
+            # waits in select() without the GIL and the kernel's other threads get their turn
+            if last >= deadline:
                 await asyncio.sleep(YIELD_PAUSE)
                 deadline = loop.time() + YIELD_EVERY
+    except asyncio.CancelledError:
+        if not timed_out:
+            raise
+        task.uncancel()
+        name = request.provider_name
+        what = "stopped sending" if items else "sent nothing"
+        raise ProviderTimeoutError(f"{name} {what} for {request.timeout:g} s", provider=name) from None
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         aclose = getattr(gen, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -135,76 +237,141 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
 
-def run_blocking(request: ChatRequest, answer: Answer, renderer: Any) -> Answer:
-    """Stream ``request`` into ``answer`` on the worker loop; render on this thread.
+class Run:
+    """One request streamed into one :class:`Answer` and shown by one renderer.
 
-    ``renderer`` has ``update(text_fn)``, ``pending()``, ``flush()`` and
-    ``wait_time()`` (see :class:`ipyg4f.render.CellRenderer`).
-
-    Returns with ``answer.status`` one of ``ok``, ``error`` (``answer.error``
-    set) or ``interrupted`` (KeyboardInterrupt while streaming: the request
-    is cancelled and its connection closed before this returns).
+    The renderer (see :class:`ipyg4f.render.stream.StreamRenderer`) is called
+    only from the thread that drives the run: ``start(answer)``, then
+    ``update(answer)`` for new content, ``flush()`` when ``pending()`` and
+    ``wait_time()`` has passed, ``tick()`` every ``tick_interval`` seconds of
+    silence.  The front end calls ``finish`` itself, once it has recorded the
+    exchange.
     """
-    lock = threading.Lock()
-    wake = threading.Event()
-    finished = threading.Event()
-    buffer: list[Any] = []
-    outcome: list[BaseException] = []
 
-    def on_item(item: Any) -> None:
-        with lock:
-            buffer.append(item)
-            if not wake.is_set():  # one wake-up per batch, not per chunk
-                wake.set()
+    def __init__(self, request: ChatRequest, answer: Answer, renderer: Any):
+        self.request = request
+        self.answer = answer
+        self.renderer = renderer
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._finished = threading.Event()
+        self._buffer: list[Any] = []
+        self._loop: LoopThread | None = None
+        self._task: asyncio.Task | None = None
+        self._cancelled = False
+        self._error: BaseException | None = None
+        self.done = threading.Event()  #: set once the answer has ended and ``then`` has run
+        self.thread: threading.Thread | None = None
 
-    async def pump() -> None:
+    # -- the worker loop side ------------------------------------------------------
+    def _on_item(self, item: Any) -> None:
+        with self._lock:
+            self._buffer.append(item)
+            if not self._wake.is_set():  # one wake-up per batch, not per item
+                self._wake.set()
+
+    async def _pump(self) -> None:
+        self._task = asyncio.current_task()
         try:
-            await stream(request, on_item)
+            if not self._cancelled:  # not stopped before it started
+                await stream(self.request, self._on_item)
         except asyncio.CancelledError:
             pass
-        except BaseException as exc:  # reported to the cell, not raised in the worker
-            outcome.append(exc)
+        except BaseException as exc:  # reported to the renderer, not raised in the worker
+            self._error = exc
         finally:
-            finished.set()
-            wake.set()
+            self._finished.set()
+            self._wake.set()
 
-    def drain() -> bool:
-        with lock:
-            items = buffer[:]
-            buffer.clear()
-            wake.clear()
+    # -- the rendering side --------------------------------------------------------
+    def _drain(self) -> bool:
+        with self._lock:
+            items, self._buffer = self._buffer, []
+            self._wake.clear()
+        changed = False
         for item in items:
-            answer.feed(item)
-        return bool(items)
+            changed = self.answer.feed(item) or changed
+        return changed
 
-    future = LoopThread.get().submit(pump())
-    try:
+    def _drive(self) -> None:
+        renderer = self.renderer
         while True:
             if renderer.pending():
                 # an update is due later: sleep until then (or the end), however many
-                # chunks arrive meanwhile, so a fast stream costs no wake-up per chunk
-                finished.wait(renderer.wait_time())
-            else:
-                wake.wait()  # the next chunk, or the end
-            if finished.is_set():  # the final render follows: no update for the last batch
-                drain()
-                break
-            if drain():
-                renderer.update(lambda: answer.text)
+                # items arrive meanwhile, so a fast stream costs no wake-up per item
+                self._finished.wait(renderer.wait_time())
+            elif not self._wake.wait(renderer.tick_interval):
+                renderer.tick()
+            if self._finished.is_set():  # the final render follows: no update for the last batch
+                self._drain()
+                return
+            if self._drain():
+                renderer.update(self.answer)
             elif renderer.pending():
                 renderer.flush()
-    except KeyboardInterrupt:
-        future.cancel()
+
+    def _conclude(self) -> None:
+        if self._cancelled:
+            self.answer.end("interrupted")
+        elif self._error is not None:
+            self.answer.end("error", self._error)
+        else:
+            self.answer.end("ok")
+
+    def run(self) -> Answer:
+        """Stream on the worker loop, render on this thread; returns when the answer has ended."""
+        self.renderer.start(self.answer)
+        self._loop = LoopThread.get()
+        self._loop.submit(self._pump())
         try:
-            finished.wait(CANCEL_GRACE)
-        except KeyboardInterrupt:  # a second interrupt while closing: stop waiting, keep what came
-            pass
-        drain()
-        answer.status = "interrupted"
-        return answer
-    if outcome:
-        answer.error = outcome[0]
-        answer.status = "error"
-    else:
-        answer.status = "ok"
-    return answer
+            self._drive()
+        except KeyboardInterrupt:
+            self.cancel()
+            try:
+                self._finished.wait(CANCEL_GRACE)
+            except KeyboardInterrupt:  # a second interrupt while closing: stop waiting, keep what came
+                pass
+            self._drain()
+        self._conclude()
+        return self.answer
+
+    def start(self, then: Callable[[Answer], None] | None = None) -> "Run":
+        """Run on a daemon thread of its own; ``then(answer)`` runs there once the answer has ended."""
+        def target() -> None:
+            try:
+                self.run()
+                if then is not None:
+                    then(self.answer)
+            finally:
+                self.done.set()
+
+        self.thread = threading.Thread(target=target, name="ipyg4f-run", daemon=True)
+        self.thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Stop the stream (from any thread); what has arrived is kept, marked interrupted."""
+        if self._finished.is_set():  # an answer that has ended stays as it ended
+            return
+        self._cancelled = True
+        if self._loop is not None:
+            self._loop.loop.call_soon_threadsafe(self._cancel_task)
+
+    def _cancel_task(self) -> None:
+        """On the loop: cancel the stream's task (one that has not started sees ``_cancelled``)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """For :meth:`start`: wait until the run and its ``then`` are over; False on timeout."""
+        return self.done.wait(timeout)
+
+
+def run_blocking(request: ChatRequest, answer: Answer, renderer: Any) -> Answer:
+    """Stream ``request`` into ``answer`` on the worker loop; render on this thread (``%%chat``).
+
+    Returns with ``answer.status`` one of ``ok``, ``error`` (``answer.error``
+    set) or ``interrupted`` (KeyboardInterrupt while streaming: the request is
+    cancelled and its connection closed before this returns).
+    """
+    return Run(request, answer, renderer).run()

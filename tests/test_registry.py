@@ -79,7 +79,9 @@ def test_not_a_provider(bad):
 def test_register_and_unregister(registered):
     registered(G4FStyle, "Echo")
     assert "Echo" in provider_names()
-    assert get_provider("echo") is G4FStyle
+    echo = get_provider("echo")
+    assert echo.target is G4FStyle and echo.name == "Echo"  # wrapped once, with the registered name
+    assert get_provider("echo") is echo
     unregister("Echo")
     assert "Echo" not in provider_names()
     with pytest.raises(errors.UnknownProviderError):
@@ -91,7 +93,8 @@ def test_register_works_as_a_decorator(registered):
     class Decorated(G4FStyle):
         pass
 
-    assert get_provider("decorated") is Decorated
+    assert Decorated.__name__ == "Decorated"  # the decorator returns the class as written
+    assert get_provider("decorated").target is Decorated
 
 
 def test_register_refuses_what_is_not_a_provider():
@@ -104,7 +107,7 @@ async def test_a_g4f_style_class_streams_directly_and_through_fallback(registere
     provider = get_provider("Echo")
     assert await collect(provider.create_async_generator("echo-1", ONE)) == ["[echo-1] ", "Hi"]
     items = await collect(Fallback.create_async_generator("", ONE, providers=["echo"]))
-    assert items == [ProviderUsed("G4FStyle", ""), "[] ", "Hi"]
+    assert items == [ProviderUsed("Echo", "echo-1"), "[echo-1] ", "Hi"]
 
 
 def test_list_providers_reports_flags_models_and_labels():

@@ -8,6 +8,7 @@ event set by a trait observer, each with a timeout.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ from ipyg4f import commands
 from ipyg4f.chat import Chat
 from ipyg4f.config import ChatConfig
 from ipyg4f.providers import AsyncGeneratorProvider, FinishReason, provider_names, register, unregister
-from ipyg4f.widget import ChatPanel
+from ipyg4f.panel import ChatPanel
 
 TIMEOUT = 10.0
 
@@ -58,10 +59,8 @@ async def panel(make_panel):
 
 
 async def until(widget, name, predicate, timeout=TIMEOUT):
-    """Wait (without polling) until ``predicate(widget.<name>)`` holds."""
-    if predicate(getattr(widget, name)):
-        return
-    event = asyncio.Event()
+    """Wait (without polling) until ``predicate(widget.<name>)`` holds; the change may come from any thread."""
+    event = threading.Event()
 
     def check(change):
         if predicate(change["new"]):
@@ -69,9 +68,16 @@ async def until(widget, name, predicate, timeout=TIMEOUT):
 
     widget.observe(check, name)
     try:
-        await asyncio.wait_for(event.wait(), timeout)
+        if not predicate(getattr(widget, name)):
+            assert await asyncio.to_thread(event.wait, timeout), f"{name} never matched"
     finally:
         widget.unobserve(check, name)
+
+
+async def ended(*exchanges, timeout=TIMEOUT):
+    """Wait until each exchange's run (and its recording) is over."""
+    for exchange in exchanges:
+        assert await asyncio.to_thread(exchange.wait, timeout), "the answer did not end in time"
 
 
 def status_text(panel) -> str:
@@ -131,7 +137,7 @@ async def test_a_provider_that_is_not_set_up_is_marked_and_not_asked(make_panel,
     panel = make_panel()
     labels = {value: label for label, value in panel.provider.options}
     assert labels["OpenAI"] == "OpenAI — not set up"
-    assert panel.refresh_models() is None and not panel._tasks
+    assert panel.refresh_models() is None
 
     monkeypatch.setenv("OPENAI_BASE_URL", f"{protocol_server.base_url}/v1")
     panel.refresh.click()  # re-reads the providers, then fetches the models
@@ -147,12 +153,12 @@ async def test_the_panel_choice_becomes_the_default_of_later_cells(panel, chat):
     assert (chat.config.provider, chat.config.model) == ("AI365VIP", "gpt-3.5-turbo")
     panel.model.value = "gpt-4o"
     assert chat.config.model == "gpt-4o"
-    cls, name, model = chat.resolve(None, None)  # what a %%chat cell without -p/-m uses
-    assert (name, model) == ("AI365VIP", "gpt-4o")
+    cls, model = chat.resolve(None, None)  # what a %%chat cell without -p/-m uses
+    assert (cls.name, model) == ("AI365VIP", "gpt-4o")
 
 
 async def test_chat_use_is_reflected_in_the_panel(panel, chat, capsys):
-    commands.cmd_use(SimpleNamespace(state=chat), SimpleNamespace(provider="chatgptt", model="gpt-4"))
+    commands.cmd_use(chat, SimpleNamespace(provider="chatgptt", model="gpt-4"))
     assert (panel.provider.value, panel.model.value) == ("ChatGptt", "gpt-4")
     chat.config.model = "gpt-4o-mini"  # %config ChatConfig.model = ...
     assert panel.model.value == "gpt-4o-mini"
@@ -178,7 +184,7 @@ async def test_send_streams_into_the_transcript_and_ends_as_rendered_markdown(pa
     assert panel.send.disabled and not panel.stop.disabled
     assert panel.prompt.value == ""
     seen = values_of(exchange.view)
-    await asyncio.wait_for(exchange.task, TIMEOUT)
+    await ended(exchange)
 
     partial = [v for v in seen if 'data-status="streaming"' in v]
     assert len(set(partial)) >= 3, partial  # the answer grew in front of the user
@@ -203,25 +209,30 @@ async def test_frontend_updates_are_throttled(panel, protocol_server, chat):
     exchange = panel.current
     updates = values_of(exchange.view)
     started = time.monotonic()
-    await asyncio.wait_for(exchange.task, TIMEOUT)
+    await ended(exchange)
     elapsed = time.monotonic() - started
     assert exchange.answer.chunks == 300
     assert len(updates) <= 10 * elapsed + 3, (len(updates), elapsed)
     assert "w299" in exchange.view.value
 
 
-async def test_send_returns_at_once_and_the_loop_stays_free(panel, protocol_server):
-    protocol_server.chunks = ["slow ", "answer ", "here"]
-    protocol_server.chunk_delay = 0.2
-    panel.prompt.value = "take your time"
-    started = time.monotonic()
-    panel.send.click()
-    assert time.monotonic() - started < 0.2
-    # other work on the same loop (another cell, in a kernel) completes before the answer
-    other = asyncio.ensure_future(asyncio.sleep(0, result="other cell"))
-    done, _ = await asyncio.wait({other, panel.current.task}, return_when=asyncio.FIRST_COMPLETED)
-    assert done == {other}
-    await asyncio.wait_for(panel.current.task, TIMEOUT)
+def test_the_answer_keeps_streaming_while_the_kernel_thread_is_busy(chat, protocol_server):
+    """Send returns at once; the answer then grows while this thread never returns to any loop
+    (as in a kernel running a long cell: ``time.sleep(20)``, a training loop)."""
+    protocol_server.chunks = [f"piece{i} " for i in range(6)]
+    protocol_server.chunk_delay = 0.05
+    panel = ChatPanel(chat=chat)
+    try:
+        panel.prompt.value = "take your time"
+        started = time.monotonic()
+        panel.send.click()
+        assert time.monotonic() - started < 0.2
+        grown = threading.Event()
+        panel.current.view.observe(lambda change: "piece5" in change["new"] and grown.set(), "value")
+        assert grown.wait(TIMEOUT)  # this thread is blocked here; the panel streams regardless
+        assert panel.wait(TIMEOUT) and panel.current is None
+    finally:
+        panel.close()
 
 
 async def test_stop_cancels_quickly_and_keeps_the_partial_answer(panel, protocol_server, chat):
@@ -235,7 +246,7 @@ async def test_stop_cancels_quickly_and_keeps_the_partial_answer(panel, protocol
     await asyncio.to_thread(protocol_server.wait_stalled, 1, TIMEOUT)
     started = time.monotonic()
     panel.stop.click()
-    await asyncio.wait_for(exchange.task, TIMEOUT)
+    await ended(exchange)
     assert time.monotonic() - started < 1.0
     assert exchange.answer.status == "interrupted"
     assert exchange.answer.text == "first second third "
@@ -256,7 +267,7 @@ async def test_errors_appear_in_plain_words_in_the_status_line(panel, protocol_s
     panel.prompt.value = "fail please"
     panel.send.click()
     exchange = panel.current
-    await asyncio.wait_for(exchange.task, TIMEOUT)
+    await ended(exchange)
     assert exchange.answer.status == "error"
     text = status_text(panel)
     for word in words:
@@ -296,7 +307,7 @@ async def test_history_is_shared_with_the_magic(make_panel, protocol_server, cha
     protocol_server.answer = "Then 5."
     panel.prompt.value = "And 2+3?"
     panel.send.click()
-    await asyncio.wait_for(panel.current.task, TIMEOUT)
+    await ended(panel.current)
     messages = protocol_server.requests[-1].json["messages"]
     assert messages == [{"role": "user", "content": "What is 2+2?"},
                         {"role": "assistant", "content": "It is **4**."},
@@ -307,7 +318,7 @@ async def test_history_is_shared_with_the_magic(make_panel, protocol_server, cha
     assert len(panel.transcript.children) == 2
 
     # a %%chat cell of the same thread sees the panel's exchange as context
-    request = chat.request("next", cell_id="cell-2")
+    request, _ = chat.request("next", cell_id="cell-2")
     assert {"role": "assistant", "content": "Then 5."} in request.messages
 
 
@@ -320,7 +331,7 @@ async def test_threads_can_be_switched_and_reset(make_panel, protocol_server, ch
 
     panel.prompt.value = "more work"
     panel.send.click()
-    await asyncio.wait_for(panel.current.task, TIMEOUT)
+    await ended(panel.current)
     assert [e.thread for e in chat.store.exchanges(chat.notebook, "work")] == ["work", "work"]
     assert chat.store.exchanges(chat.notebook, "default") == []
 
@@ -356,7 +367,7 @@ async def test_an_xss_answer_is_sanitised_while_streaming_and_at_the_end(panel, 
     panel.send.click()
     exchange = panel.current
     seen = values_of(exchange.view)
-    await asyncio.wait_for(exchange.task, TIMEOUT)
+    await ended(exchange)
     assert exchange.answer.text == XSS
     for value in [*seen, exchange.view.value]:
         tags = parse_tags(value)
@@ -398,15 +409,15 @@ async def test_two_panels_stream_at_once_without_mixing(make_panel, echo, chat):
         panel.prompt.value = " ".join([word] * 12)
         panel.send.click()
     a, b = one.current, two.current
-    both_streaming = asyncio.Event()
+    both_streaming = threading.Event()
 
     def check(_):
         if a.status == "streaming" and b.status == "streaming":
             both_streaming.set()
 
     a.view.observe(check, "value")
-    await asyncio.wait_for(both_streaming.wait(), TIMEOUT)
-    await asyncio.wait_for(asyncio.gather(a.task, b.task), TIMEOUT)
+    assert await asyncio.to_thread(both_streaming.wait, TIMEOUT)
+    await ended(a, b)
     assert a.answer.text.split() == ["apple"] * 12 and b.answer.text.split() == ["pear"] * 12
     assert "pear" not in a.view.value and "apple" not in b.view.value
     assert {e.prompt for e in chat.store.exchanges(chat.notebook, "default")} == {
@@ -422,7 +433,7 @@ async def test_closing_the_panel_stops_its_stream_and_its_observers(make_panel, 
     exchange = panel.current
     await asyncio.to_thread(protocol_server.wait_stalled, 1, TIMEOUT)
     panel.close()
-    await asyncio.wait_for(exchange.task, TIMEOUT)
+    await ended(exchange)
     assert exchange.answer.status == "interrupted"
     chat.config.provider = "Pizzagpt"  # no longer observed: nothing happens to a closed panel
     assert panel.provider.value == "OpenAI"

@@ -15,16 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnknownProviderError
-from .base import (AsyncGeneratorProvider, AsyncResult, FinishReason, Marker, Messages,
-                   ProviderModelMixin, ProviderUsed, format_prompt)
+from .adapter import adapt
+from .base import (OPTION_FLAGS, AsyncGeneratorProvider, AsyncResult, Event, FinishReason, Messages,
+                   ProviderModelMixin, ProviderUsed, Reasoning, Usage, format_prompt)
 
 __all__ = [
-    "AsyncGeneratorProvider", "ProviderModelMixin", "FinishReason", "ProviderUsed", "Marker",
-    "Messages", "AsyncResult", "format_prompt", "get_provider", "list_providers", "register",
-    "provider_names", "ProviderInfo",
+    "AsyncGeneratorProvider", "ProviderModelMixin", "FinishReason", "ProviderUsed", "Reasoning", "Usage",
+    "Event", "Messages", "AsyncResult", "format_prompt", "get_provider", "list_providers", "register",
+    "unregister", "provider_names", "ProviderInfo", "OPTION_FLAGS", "G4F_PREFIX",
 ]
 
 ENTRY_POINT_GROUP = "ipyg4f.providers"
+#: how gpt4free's providers are named: ``g4f:Custom`` (``-p Custom`` and ``-p g4f.Provider.Custom`` work too)
+G4F_PREFIX = "g4f:"
 
 #: name -> "module:Class"; the order is the fallback provider's default order.
 BUILTINS: dict[str, str] = {
@@ -62,10 +65,11 @@ def _discover() -> dict[str, Any]:
 
 
 def register(provider: Any, name: str | None = None) -> Any:
-    """Register a provider class at run time (usable as a decorator)."""
+    """Register a provider class at run time (usable as a decorator); returns the class as given."""
     if not is_provider(provider):
         raise TypeError(f"{provider!r} has no create_async_generator(model, messages, ...)")
-    _registered[name or provider_name(provider)] = provider
+    name = name or adapt(provider).name
+    _registered[name] = adapt(provider, name)
     return provider
 
 
@@ -75,10 +79,6 @@ def unregister(name: str) -> None:
 
 def is_provider(obj: Any) -> bool:
     return isinstance(obj, type) and callable(getattr(obj, "create_async_generator", None))
-
-
-def provider_name(provider: Any) -> str:
-    return provider.__dict__.get("registry_name") or provider.__name__
 
 
 def provider_names() -> list[str]:
@@ -101,10 +101,14 @@ def _lookup(name: str) -> Any | None:
     return None
 
 
-def get_provider(name: Any) -> Any:
-    """A provider class by name (case-insensitive), import path, or the class itself."""
+def get_provider(name: Any) -> type[AsyncGeneratorProvider]:
+    """A provider by name (case-insensitive), import path, ``g4f:Name``, or the class itself.
+
+    Whatever is found is returned with our interface (:func:`~ipyg4f.providers.adapter.adapt`),
+    and its ``name`` resolves to the same provider later.
+    """
     if is_provider(name):
-        return name
+        return adapt(name)
     if not isinstance(name, str) or not name.strip():
         raise UnknownProviderError(f"not a provider: {name!r}")
     wanted = name.strip()
@@ -112,33 +116,63 @@ def get_provider(name: Any) -> Any:
         if known.lower() == wanted.lower():
             provider = _lookup(known)
             if provider is not None:
-                return provider
+                return adapt(provider, known)
+    g4f_name = _g4f_name(wanted)
+    if g4f_name is not None:
+        return _from_g4f(g4f_name)
     if ":" in wanted or "." in wanted:  # "package.module:Class" or "package.module.Class"
         target = wanted if ":" in wanted else "{}:{}".format(*wanted.rsplit(".", 1))
         try:
             obj = _load(target)
-        except (ImportError, AttributeError):
+        except Exception:  # ImportError, AttributeError, or whatever a broken module raises
             obj = None
-        if is_provider(obj):
-            return obj
-    g4f = _from_g4f(wanted)
-    if g4f is not None:
-        return g4f
+        if is_provider(obj):  # named by its path, unless its own name finds it too
+            own = adapt(obj)
+            return own if _lookup(own.name) is obj else adapt(obj, wanted)
+    else:
+        try:
+            return _from_g4f(wanted)
+        except UnknownProviderError:
+            pass
     raise UnknownProviderError(
-        f"unknown provider {name!r}; known providers: {', '.join(provider_names())}")
+        f"unknown provider {name!r}; known providers: {', '.join(provider_names())}"
+        " (and gpt4free's as g4f:Name when g4f is installed)")
 
 
-def _from_g4f(name: str) -> Any | None:
+def _g4f_name(wanted: str) -> str | None:
+    """``Custom`` from ``g4f:Custom`` or ``g4f.Provider.Custom``; None for other names."""
+    lowered = wanted.lower()
+    for prefix in (G4F_PREFIX, "g4f.provider.", "g4f.provider:"):
+        if lowered.startswith(prefix):
+            return wanted[len(prefix):]
+    return None
+
+
+def _from_g4f(name: str) -> type[AsyncGeneratorProvider]:
+    """gpt4free's provider ``name`` (case-insensitive), adapted; a one-line error when it cannot be had."""
     try:
         g4f_providers = importlib.import_module("g4f.Provider")
-    except Exception:  # g4f not installed, or broken: not our concern here
-        return None
-    for attr in dir(g4f_providers):
+    except ImportError:
+        raise UnknownProviderError(f"unknown provider {name!r}: gpt4free is not installed (pip install g4f)") from None
+    except Exception as exc:  # a broken g4f install
+        raise UnknownProviderError(f"gpt4free could not be loaded: {type(exc).__name__}: {exc}") from None
+    found = None
+    for attr in _g4f_candidates(g4f_providers):
         if attr.lower() == name.lower():
-            obj = getattr(g4f_providers, attr)
-            if is_provider(obj):
-                return obj
-    return None
+            try:
+                found = getattr(g4f_providers, attr)
+            except Exception:  # gpt4free's lazy attributes may raise anything
+                found = None
+            break
+    if not is_provider(found):
+        raise UnknownProviderError(f"gpt4free has no provider {name!r}")
+    return adapt(found, G4F_PREFIX + found.__name__)
+
+
+def _g4f_candidates(module: Any) -> list[str]:
+    names = list(getattr(module, "__map__", {}) or {})
+    names.extend(n for n in dir(module) if not n.startswith("_"))
+    return list(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -161,18 +195,11 @@ def describe(name: str) -> ProviderInfo:
         p = get_provider(name)
     except Exception as exc:  # a broken plugin is listed with its error, not fatal
         return ProviderInfo(name, False, False, (), "", False, False, False, False, "", error=str(exc))
-    is_available = getattr(p, "is_available", None)
     return ProviderInfo(
-        name=name,
-        working=bool(getattr(p, "working", True)),
-        available=bool(is_available() if callable(is_available) else getattr(p, "working", True)),
-        models=tuple(getattr(p, "models", []) or []),
-        default_model=getattr(p, "default_model", "") or "",
-        supports_stream=bool(getattr(p, "supports_stream", False)),
-        supports_system_message=bool(getattr(p, "supports_system_message", False)),
-        supports_message_history=bool(getattr(p, "supports_message_history", False)),
-        needs_auth=bool(getattr(p, "needs_auth", False)),
-        label=getattr(p, "label", "") or "",
+        name=p.name, working=bool(p.working), available=bool(p.is_available()),
+        models=tuple(p.available_models()), default_model=p.default_model,
+        supports_stream=p.supports_stream, supports_system_message=p.supports_system_message,
+        supports_message_history=p.supports_message_history, needs_auth=p.needs_auth, label=p.label,
     )
 
 

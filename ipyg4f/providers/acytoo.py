@@ -22,6 +22,7 @@ class Acytoo(AsyncGeneratorProvider):
     working = False
     supports_message_history = True
     supports_gpt_35_turbo: ClassVar[bool] = True
+    options = frozenset({"proxy", "temperature"})
 
     @classmethod
     def headers(cls) -> dict[str, str]:
@@ -37,7 +38,7 @@ class Acytoo(AsyncGeneratorProvider):
                                      *, timeout: float | None = None, temperature: float | None = 0.5,
                                      **kwargs: Any) -> AsyncResult:
         async with http.session(cls.headers(), timeout=timeout) as session:
-            async with http.request(session, "POST", f"{cls.url}{cls.api_endpoint}", provider=cls.__name__,
+            async with http.request(session, "POST", f"{cls.url}{cls.api_endpoint}", provider=cls.name,
                                     proxy=proxy, json=cls.body(messages, temperature)) as response:
-                async for text in _seed.iter_answer_text(response, cls.__name__):
+                async for text in _seed.iter_answer_text(response, cls.name):
                     yield text

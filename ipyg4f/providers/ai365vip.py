@@ -44,7 +44,7 @@ class AI365VIP(AsyncGeneratorProvider, ProviderModelMixin):
                                      *, timeout: float | None = None, **kwargs: Any) -> AsyncResult:
         body = cls.body(cls.get_model(model), messages)
         async with http.session(cls.headers(), timeout=timeout) as session:
-            async with http.request(session, "POST", f"{cls.url}{cls.api_endpoint}", provider=cls.__name__,
+            async with http.request(session, "POST", f"{cls.url}{cls.api_endpoint}", provider=cls.name,
                                     proxy=proxy, json=body) as response:
-                async for text in _seed.iter_answer_text(response, cls.__name__):
+                async for text in _seed.iter_answer_text(response, cls.name):
                     yield text

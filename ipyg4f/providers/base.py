@@ -2,62 +2,49 @@
 
 A provider is a class, never instantiated, in the gpt4free style::
 
-    class Echo(AsyncGeneratorProvider, ProviderModelMixin):
+    class Echo(AsyncGeneratorProvider):
         url = "http://127.0.0.1:8000"
         default_model = "echo"
         models = ["echo"]
+        options = frozenset({"timeout"})
 
         @classmethod
         async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
             yield messages[-1]["content"]
             yield FinishReason("stop")
 
-It yields ``str`` chunks of the answer and, optionally, marker objects
-(:class:`FinishReason`, :class:`ProviderUsed`) whose ``str()`` is empty.
+It yields ``str`` pieces of the answer and, optionally, the typed events of
+:mod:`ipyg4f.events` (:class:`FinishReason`, :class:`Reasoning`, :class:`Usage`...).
+Every provider the rest of the package sees has this interface: foreign classes
+(gpt4free's, plugins') are wrapped once by :mod:`ipyg4f.providers.adapter`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, ClassVar
 
 from ..errors import ModelNotFoundError
+from ..events import Event, FinishReason, ProviderUsed, Reasoning, Usage
 from ..messages import Messages, format_prompt
 
 __all__ = [
-    "AsyncGeneratorProvider", "ProviderModelMixin", "FinishReason", "ProviderUsed",
-    "Marker", "Messages", "format_prompt", "AsyncResult",
+    "AsyncGeneratorProvider", "ProviderModelMixin", "FinishReason", "ProviderUsed", "Reasoning", "Usage",
+    "Event", "Messages", "format_prompt", "AsyncResult", "OPTION_FLAGS",
 ]
 
-AsyncResult = AsyncIterator["str | Marker"]
+AsyncResult = AsyncIterator["str | Event"]
 
-
-class Marker:
-    """A non-text item of a provider stream; ``str()`` of it is empty."""
-
-    def __str__(self) -> str:
-        return ""
-
-
-@dataclass(frozen=True, eq=True)
-class FinishReason(Marker):
-    """The provider says why the answer ended (``"stop"``, ``"length"``...)."""
-
-    reason: str
-
-    def __str__(self) -> str:
-        return ""
-
-
-@dataclass(frozen=True, eq=True)
-class ProviderUsed(Marker):
-    """Which provider (and model) actually answered; sent by the fallback provider."""
-
-    name: str
-    model: str = ""
-
-    def __str__(self) -> str:
-        return ""
+#: the request options a provider may honour, and how a user spells each one in a cell
+OPTION_FLAGS: dict[str, str] = {
+    "temperature": "-t/--temperature",
+    "max_tokens": "--max-tokens",
+    "proxy": "--proxy",
+    "base_url": "--base-url",
+    "api_key": "--api-key-env",
+    "top_p": "top_p",
+    "stop": "stop",
+    "seed": "seed",
+}
 
 
 class AsyncGeneratorProvider:
@@ -65,6 +52,8 @@ class AsyncGeneratorProvider:
 
     Class fields (documented here once, set declaratively by subclasses):
 
+    ``name``
+        the one name users type and see; the class name unless the class body sets it.
     ``url``
         the service's address; every endpoint is derived from it, so pointing a
         provider at a test server is one assignment.
@@ -77,8 +66,14 @@ class AsyncGeneratorProvider:
         an API key is required.
     ``label``
         a human description, shown by ``%chat providers``.
+    ``default_model``, ``models``, ``model_aliases``
+        model selection (see :meth:`get_model`); an empty ``models`` passes any name through.
+    ``options``
+        the request options of :data:`OPTION_FLAGS` this provider honours; the
+        cell says so when the user sets one it ignores.
     """
 
+    name: ClassVar[str] = "AsyncGeneratorProvider"
     url: ClassVar[str] = ""
     working: ClassVar[bool] = True
     supports_stream: ClassVar[bool] = False
@@ -86,17 +81,21 @@ class AsyncGeneratorProvider:
     supports_message_history: ClassVar[bool] = False
     needs_auth: ClassVar[bool] = False
     label: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
+    models: ClassVar[list[str]] = []
+    model_aliases: ClassVar[dict[str, str]] = {}
+    options: ClassVar[frozenset[str]] = frozenset({"proxy"})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:  # a subclass is its own provider, with its own name
+            cls.name = cls.__name__
 
     @classmethod
     def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
                                **kwargs: Any) -> AsyncResult:
-        """Return an async generator of answer chunks (override with ``async def ... yield``)."""
+        """Return an async generator of answer pieces and events (override with ``async def ... yield``)."""
         raise NotImplementedError
-
-    @classmethod
-    def display_name(cls) -> str:
-        """The name users type and see: ``registry_name`` set on this very class, else the class name."""
-        return cls.__dict__.get("registry_name") or cls.__name__
 
     @classmethod
     def is_available(cls) -> bool:
@@ -104,50 +103,49 @@ class AsyncGeneratorProvider:
         return cls.working
 
     @classmethod
-    def get_models(cls) -> list[str]:
-        return list(getattr(cls, "models", []) or [])
-
-    @classmethod
-    async def list_models(cls, **kwargs: Any) -> list[str]:
-        """Models, possibly fetched from the service; the static list by default."""
-        return cls.get_models()
-
-    @classmethod
-    def accepts_model(cls, model: str | None) -> bool:
-        if not model:
-            return True
-        get_model = getattr(cls, "get_model", None)
-        if get_model is None:
-            return True
-        try:
-            get_model(model)
-        except ModelNotFoundError:
-            return False
-        return True
-
-
-class ProviderModelMixin:
-    """Model selection: ``default_model``, ``models``, ``model_aliases``, ``get_model``."""
-
-    default_model: ClassVar[str] = ""
-    models: ClassVar[list[str]] = []
-    model_aliases: ClassVar[dict[str, str]] = {}
-
-    @classmethod
     def get_model(cls, model: str | None) -> str:
-        """Empty -> ``default_model``; an alias -> its target; an unknown name -> error."""
+        """Empty -> ``default_model``; an alias -> its target; an unknown name -> error. Never slow."""
         if not model:
             return cls.default_model
         if model in cls.model_aliases:
             return cls.model_aliases[model]
         if cls.models and model not in cls.models:
             raise ModelNotFoundError(
-                f"{_name(cls)} has no model {model!r}; valid models: {', '.join(cls.models)}",
-                provider=_name(cls),
-            )
+                f"{cls.name} has no model {model!r}; valid models: {', '.join(cls.models)}", provider=cls.name)
         return model
 
+    @classmethod
+    def accepts_model(cls, model: str | None) -> bool:
+        try:
+            cls.get_model(model)
+        except ModelNotFoundError:
+            return False
+        return True
 
-def _name(cls: type) -> str:
-    display = getattr(cls, "display_name", None)
-    return display() if callable(display) else cls.__name__
+    @classmethod
+    def available_models(cls) -> list[str]:
+        """The models known without asking the service (may be empty: any name goes)."""
+        return list(cls.models)
+
+    @classmethod
+    async def list_models(cls, **kwargs: Any) -> list[str]:
+        """Models, possibly fetched from the service; the static list by default."""
+        return cls.available_models()
+
+    @classmethod
+    def lists_models_remotely(cls) -> bool:
+        """True when :meth:`list_models` asks the service (worth doing only when it is set up)."""
+        return cls.list_models.__func__ is not AsyncGeneratorProvider.list_models.__func__
+
+    @classmethod
+    def ignored_options(cls, given: dict[str, Any]) -> list[str]:
+        """How the user spelled each option in ``given`` (set, not None) that this provider ignores."""
+        return [OPTION_FLAGS[k] for k, v in given.items()
+                if v is not None and k in OPTION_FLAGS and k not in cls.options]
+
+
+class ProviderModelMixin:
+    """gpt4free's name for model selection; kept so gpt4free-style classes read the same.
+
+    Model selection lives in :class:`AsyncGeneratorProvider` itself.
+    """

@@ -54,7 +54,7 @@ class ChatGptt(AsyncGeneratorProvider, ProviderModelMixin):
     async def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
                                      *, timeout: float | None = None, **kwargs: Any) -> AsyncResult:
         cls.get_model(model)  # the plugin picks its own model; an unknown name is still an error
-        name = cls.__name__
+        name = cls.name
         async with http.session(cls.headers(), timeout=timeout) as session:
             async with http.request(session, "GET", cls.url, provider=name, proxy=proxy) as response:
                 page = (await response.read()).decode("utf-8", errors="replace")
@@ -78,8 +78,8 @@ class ChatGptt(AsyncGeneratorProvider, ProviderModelMixin):
     def _tokens_error(cls, response: Any, page: str, nonce: Any, post_id: Any) -> errors.ProviderError:
         if http.is_cloudflare(page, response.headers):
             return errors.CloudflareError(response.status, http.excerpt(page), url=str(response.url),
-                                          provider=cls.__name__)
+                                          provider=cls.name)
         missing = " and ".join(n for n, m in (("data-nonce", nonce), ("data-post-id", post_id)) if not m)
         return errors.TokensNotFoundError(
             f"the authentication tokens were not found in the page {cls.url} (no {missing}); "
-            "the site has changed or is down", provider=cls.__name__)
+            "the site has changed or is down", provider=cls.name)

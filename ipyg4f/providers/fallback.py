@@ -1,10 +1,11 @@
 """Try providers in order until one answers (gpt4free's retry idea, done right).
 
-Falls back only while nothing has been streamed (a half answer from one
-provider is never glued to another's), yields :class:`ProviderUsed` before the
-first chunk so the caller knows who answered, and when every provider fails
-raises one :class:`~ipyg4f.errors.AllProvidersFailedError` listing each
-provider's own failure.
+Falls back only while no answer text has arrived (a half answer from one
+provider is never glued to another's; events such as reasoning or usage held
+before the first text are dropped with the provider that sent them), yields
+:class:`ProviderUsed` before the first text so the caller knows who answered
+and who failed first, and when every provider fails raises one
+:class:`~ipyg4f.errors.AllProvidersFailedError` listing each provider's own failure.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar, Sequence
 
-from ..errors import AllProvidersFailedError, ProviderError
-from .base import AsyncGeneratorProvider, AsyncResult, Marker, Messages, ProviderUsed
+from ..errors import AllProvidersFailedError, ProviderError, describe
+from ..events import ANSWER_EVENTS, Event, ProviderUsed, normalize
+from .base import OPTION_FLAGS, AsyncGeneratorProvider, AsyncResult, Messages
 
 
 class Fallback(AsyncGeneratorProvider):
@@ -21,6 +23,7 @@ class Fallback(AsyncGeneratorProvider):
     supports_stream = True
     supports_system_message = True
     supports_message_history = True
+    options = frozenset(OPTION_FLAGS)  # handed on to each provider it tries
     #: provider names to try; None -> every available registered provider
     providers: ClassVar[Sequence[Any] | None] = None
 
@@ -37,50 +40,46 @@ class Fallback(AsyncGeneratorProvider):
                 p = get_provider(name)
             except Exception:
                 continue
-            if p is cls or issubclass(p, Fallback):
+            if issubclass(p, Fallback):
                 continue
-            is_available = getattr(p, "is_available", None)
-            available = is_available() if callable(is_available) else getattr(p, "working", True)
-            if available and (not hasattr(p, "accepts_model") or p.accepts_model(model)):
+            if p.is_available() and p.accepts_model(model):
                 found.append(p)
         return found
 
     @classmethod
     async def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
                                      *, providers: Sequence[Any] | None = None, **kwargs: Any) -> AsyncResult:
-        from . import provider_name
-
         failures: list[tuple[str, BaseException]] = []
         for provider in cls.candidates(model, providers):
-            name = provider_name(provider)
             streamed = False
             try:
-                used_model = model
-                get_model = getattr(provider, "get_model", None)
-                if get_model is not None:
-                    used_model = get_model(model)
+                used_model = provider.get_model(model)
                 gen = provider.create_async_generator(used_model, messages, proxy=proxy, **kwargs)
-                held: list[Marker] = []  # markers before the first text; dropped if nothing follows
+                held: list[Event] = []  # events before the first text; dropped if no text follows
                 try:
                     async for chunk in gen:
+                        item = normalize(chunk)
                         if not streamed:
-                            if isinstance(chunk, Marker):
-                                held.append(chunk)
+                            if not (item and isinstance(item, (str, *ANSWER_EVENTS))):
+                                if isinstance(item, Event):
+                                    held.append(item)
                                 continue
                             streamed = True
-                            yield ProviderUsed(name, used_model or "")
-                            for marker in held:
-                                yield marker
-                        yield chunk
+                            yield ProviderUsed(provider.name, used_model or "",
+                                               tuple(f"{n}: {describe(e)}" for n, e in failures))
+                            for event in held:
+                                yield event
+                        if item is not None:
+                            yield item
                 finally:
                     await gen.aclose()
                 if streamed:
                     return
-                failures.append((name, ProviderError("answered nothing", provider=name)))
+                failures.append((provider.name, ProviderError("answered nothing", provider=provider.name)))
             except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:
                 if streamed:
                     raise
-                failures.append((name, exc))
+                failures.append((provider.name, exc))
         raise AllProvidersFailedError(failures)

@@ -19,14 +19,14 @@ from typing import Any, AsyncIterator, ClassVar
 
 from .. import errors, http
 from ..sse import aiter_sse
-from .base import AsyncGeneratorProvider, AsyncResult, FinishReason, Messages, ProviderModelMixin
+from .base import AsyncGeneratorProvider, AsyncResult, FinishReason, Messages
 
 _KWARGS = ("temperature", "max_tokens", "top_p", "stop", "seed")
 
 
-class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
+class OpenAICompatible(AsyncGeneratorProvider):
     label = "any OpenAI-compatible API (set OPENAI_BASE_URL / OPENAI_API_KEY)"
-    registry_name = "OpenAI"
+    name = "OpenAI"
     url = "https://api.openai.com/v1"
     #: base URL; None -> the environment variable ``base_url_env``, then ``url``
     base_url: ClassVar[str | None] = None
@@ -39,6 +39,7 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
     supports_message_history = True
     default_model = "gpt-4o-mini"
     models: ClassVar[list[str]] = []  # any name is passed through; see list_models()
+    options = frozenset({"proxy", "base_url", "api_key", *_KWARGS})
 
     @classmethod
     def resolve_base_url(cls, base_url: str | None = None) -> str:
@@ -76,7 +77,7 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
         url = cls.resolve_base_url(base_url)
         body: dict[str, Any] = {"model": model, "messages": list(messages), "stream": True}
         body.update({k: kwargs[k] for k in _KWARGS if kwargs.get(k) is not None})
-        name = cls.display_name()
+        name = cls.name
         async with http.session(cls._headers(api_key), timeout=timeout) as session:
             async with _model_errors(name, model), \
                     http.request(session, "POST", f"{url}/chat/completions", json=body,
@@ -119,8 +120,8 @@ class OpenAICompatible(AsyncGeneratorProvider, ProviderModelMixin):
         url = cls.resolve_base_url(base_url)
         async with http.session(cls._headers(api_key), timeout=timeout) as session:
             async with http.request(session, "GET", f"{url}/models", proxy=proxy,
-                                    provider=cls.display_name()) as response:
-                data = await http.read_json(response, cls.display_name())
+                                    provider=cls.name) as response:
+                data = await http.read_json(response, cls.name)
         items = data.get("data", []) if isinstance(data, dict) else data
         return sorted(str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id"))
 
@@ -151,7 +152,7 @@ def _raise_error_event(data: Any, provider: str, model: str) -> None:
 
 class Ollama(OpenAICompatible):
     label = "Ollama on this machine (ollama serve)"
-    registry_name = "Ollama"
+    name = "Ollama"
     url = "http://127.0.0.1:11434/v1"
     base_url_env = "OLLAMA_BASE_URL"
     api_key_env = None
@@ -161,7 +162,7 @@ class Ollama(OpenAICompatible):
 
 class VLLM(OpenAICompatible):
     label = "a vLLM server (vllm serve)"
-    registry_name = "VLLM"
+    name = "VLLM"
     url = "http://127.0.0.1:8000/v1"
     base_url_env = "VLLM_BASE_URL"
     api_key_env = "VLLM_API_KEY"
@@ -171,7 +172,7 @@ class VLLM(OpenAICompatible):
 
 class LlamaCppServer(OpenAICompatible):
     label = "a llama.cpp server (llama-server)"
-    registry_name = "LlamaCppServer"
+    name = "LlamaCppServer"
     url = "http://127.0.0.1:8080/v1"
     base_url_env = "LLAMACPP_BASE_URL"
     api_key_env = None

@@ -36,7 +36,7 @@ class Pizzagpt(AsyncGeneratorProvider, ProviderModelMixin):
     async def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
                                      *, timeout: float | None = None, **kwargs: Any) -> AsyncResult:
         cls.get_model(model)  # only one model: an unknown name is an error, not ignored
-        name = cls.__name__
+        name = cls.name
         async with http.session(cls.headers(), timeout=timeout) as session:
             async with http.request(session, "POST", f"{cls.url}{cls.api_endpoint}", provider=name,
                                     proxy=proxy, json={"question": format_prompt(messages)}) as response:

@@ -1,38 +1,56 @@
-"""Rendering answers: one display, updated in place, throttled; sanitised HTML.
+"""Answers as safe HTML: sanitised Markdown, the streaming cursor, the thinking block, media, colours.
 
 Model output is untrusted.  Markdown is rendered with markdown-it-py with raw
 HTML disabled (so ``<img onerror=...>`` in an answer shows as text), and the
 result goes through nh3 (the Rust ammonia sanitiser) as a second guard, since
-JupyterLab does not sanitise HTML of trusted (live) outputs.
+JupyterLab does not sanitise HTML of trusted (live) outputs.  Everything an
+answer carries besides text (links, images, thinking) is sanitised the same way.
 """
 
 from __future__ import annotations
 
 import html
-import time
-from typing import Any, Callable
+from typing import Any
 
 #: above this many characters, streaming updates show escaped text instead of
 #: re-rendering Markdown on every update (keeps each update cheap)
 LIVE_MARKDOWN_LIMIT = 8000
+CURSOR = '<span class="ipyg4f-cursor">▌</span>'
+
+#: the one palette of both front ends: JupyterLab's theme variables, with light-theme fallbacks
+COLOURS = {"info": "var(--jp-ui-font-color2, #666)", "busy": "var(--jp-brand-color1, #1976d2)",
+           "ok": "var(--jp-success-color1, #388e3c)", "warn": "var(--jp-warn-color1, #b36b00)",
+           "error": "var(--jp-error-color1, #c00)"}
 
 _md = None
+
+
+def sanitise(fragment: str) -> str:
+    import nh3
+
+    return nh3.clean(fragment, link_rel="noopener noreferrer nofollow")
 
 
 def markdown_to_html(text: str) -> str:
     """Untrusted Markdown -> safe HTML."""
     global _md
-    import nh3
-
     if _md is None:
         from markdown_it import MarkdownIt
 
         _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
-    return nh3.clean(_md.render(text), link_rel="noopener noreferrer nofollow")
+    return sanitise(_md.render(text))
 
 
 def text_to_html(text: str) -> str:
     return f'<pre class="ipyg4f-text" style="white-space: pre-wrap">{html.escape(text)}</pre>'
+
+
+def live_html(text: str) -> str:
+    """Text still streaming: rendered (or, when long, escaped) with the cursor on its last line."""
+    body = markdown_to_html(text) if len(text) <= LIVE_MARKDOWN_LIMIT else text_to_html(text)
+    if body.endswith("</p>\n"):  # the cursor goes on the last line, not below it
+        return body[:-5] + CURSOR + "</p>\n"
+    return body + CURSOR
 
 
 def code_block(text: str) -> tuple[str, str]:
@@ -48,7 +66,7 @@ def code_block(text: str) -> tuple[str, str]:
 
 
 def answer_bundle(text: str, fmt: str = "markdown") -> dict[str, str]:
-    """The final MIME bundle of an answer in one of the formats."""
+    """The final MIME bundle of an answer's text in one of the formats."""
     if fmt == "text":
         return {"text/plain": text, "text/html": text_to_html(text)}
     if fmt == "code":
@@ -58,146 +76,49 @@ def answer_bundle(text: str, fmt: str = "markdown") -> dict[str, str]:
     return {"text/plain": text, "text/markdown": text, "text/html": markdown_to_html(text)}
 
 
-def status_html(message: str, kind: str = "info") -> str:
-    colour = {"info": "#666", "warn": "#b36b00", "error": "#c00"}[kind]
-    return f'<div class="ipyg4f-status" style="color:{colour};font-size:0.9em">{html.escape(message)}</div>'
+def line_html(message: str, tone: str = "info", cls: str = "ipyg4f-status") -> str:
+    """One short coloured line (a status, a note, a footer)."""
+    return (f'<div class="{cls}" data-tone="{tone}" style="color:{COLOURS[tone]};font-size:0.9em">'
+            f"{html.escape(message)}</div>")
 
 
-class Throttle:
-    """Allow an update at most ``rate`` times per second, and at most ``budget``
-    characters of updates per second: an update of ``size`` characters waits
-    ``max(1/rate, size/budget)`` before the next one.
-
-    Every streaming update resends the whole answer (displays can only be
-    replaced), so with a fixed rate the work of a long answer would grow with
-    its length squared; the budget spaces updates out as the answer grows and
-    keeps the total work linear in its length.
-    """
-
-    def __init__(self, rate: float, budget: float = 1_000_000, clock: Callable[[], float] = time.monotonic):
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.budget = budget
-        self.clock = clock
-        self.last = float("-inf")
-        self.gap = self.interval
-
-    def ready(self) -> bool:
-        return self.clock() - self.last >= self.gap
-
-    def mark(self, size: int = 0) -> None:
-        self.last = self.clock()
-        self.gap = max(self.interval, size / self.budget if self.budget else 0.0)
-
-    def wait_time(self) -> float:
-        return max(0.0, self.last + self.gap - self.clock())
+def thinking_html(reasoning: str, *, open_: bool, live: bool = False) -> str:
+    """The model's thinking in a collapsible block (open only while it is all there is)."""
+    if not reasoning:
+        return ""
+    body = live_html(reasoning) if live else markdown_to_html(reasoning)
+    title = "Thinking…" if live else "Thought"
+    return (f'<details class="ipyg4f-thinking"{" open" if open_ else ""} style="margin-bottom:0.5em;'
+            f'color:{COLOURS["info"]}"><summary>{title}</summary><div style="padding-left:1em">{body}</div>'
+            "</details>")
 
 
-class CellRenderer:
-    """Streams an answer into ONE cell display (display id), then leaves the final answer.
+def _safe_url(url: str, *, image: bool = False) -> str:
+    lowered = url.strip().lower()
+    if lowered.startswith(("https://", "http://")) or (image and lowered.startswith("data:image/")):
+        return url.strip()
+    return ""
 
-    ``update`` may be called as often as chunks arrive: it sends at most
-    ``rate`` frontend updates per second; :meth:`flush` sends a pending one.
-    """
 
-    def __init__(self, label: str, *, rate: float = 20.0, metadata: dict[str, Any] | None = None):
-        self.label = label
-        self.throttle = Throttle(rate)
-        self.metadata = metadata or {}
-        self.handle = None
-        self.updates = 0
-        self._dirty = False
-        self._text_fn: Callable[[], str] | None = None
-
-    def start(self) -> None:
-        from IPython.display import display
-
-        waiting = f"waiting for {self.label}…"
-        self.handle = display({"text/plain": waiting, "text/html": status_html(waiting)},
-                              raw=True, display_id=True, metadata=self._meta("waiting"))
-
-    def _meta(self, status: str, **extra: Any) -> dict[str, Any]:
-        return {"ipyg4f": {**self.metadata, "status": status, **extra}}
-
-    def update(self, text_fn: Callable[[], str]) -> None:
-        """Note new text (``text_fn`` builds it lazily); send it if an update is due."""
-        self._text_fn = text_fn
-        self._dirty = True
-        if self.throttle.ready():
-            self.flush()
-
-    def pending(self) -> bool:
-        return self._dirty
-
-    def wait_time(self) -> float:
-        return self.throttle.wait_time()
-
-    def flush(self) -> None:
-        if not self._dirty or self._text_fn is None or self.handle is None:
-            return
-        text = self._text_fn()
-        self._dirty = False
-        self.throttle.mark(len(text))
-        body = markdown_to_html(text) if len(text) <= LIVE_MARKDOWN_LIMIT else text_to_html(text)
-        self.handle.update({"text/plain": text + " ▌", "text/html": body + '<span class="ipyg4f-cursor">▌</span>'},
-                           raw=True, metadata=self._meta("streaming"))
-        self.updates += 1
-
-    def finish(self, text: str, fmt: str, *, status: str = "ok", note: str = "", **meta: Any) -> None:
-        """Replace the display with the final answer (plus a short note for a partial one)."""
-        self._dirty = False
-        bundle = answer_bundle(text, fmt)
-        if note:
-            kind = "warn" if status == "interrupted" else "error"
-            bundle["text/html"] = bundle["text/html"] + status_html(note, kind)
-            bundle["text/plain"] = f"{bundle['text/plain']}\n[{note}]" if text else f"[{note}]"
-            if "text/markdown" in bundle:
-                bundle["text/markdown"] = f"{bundle['text/markdown']}\n\n*[{note}]*"
-        metadata = self._meta(status, **meta)
-        if self.handle is None:
-            from IPython.display import display
-
-            self.handle = display(bundle, raw=True, display_id=True, metadata=metadata)
+def extras_html(answer: Any) -> str:
+    """Media (inline, sanitised), sources (a short linked list) and a login link of an answer."""
+    parts: list[str] = []
+    for media in answer.media:
+        url = _safe_url(media.url, image=media.kind == "image")
+        if not url:
+            continue
+        alt = html.escape(media.alt or media.kind, quote=True)
+        if media.kind == "image":
+            parts.append(f'<img src="{html.escape(url, quote=True)}" alt="{alt}" style="max-width:100%">')
         else:
-            self.handle.update(bundle, raw=True, metadata=metadata)
-        self.updates += 1
-
-
-class TerminalRenderer:
-    """Terminal IPython: print new text as it comes (no display ids there)."""
-
-    def __init__(self, label: str, **_: Any):
-        import sys
-
-        self.label = label
-        self.out = sys.stdout
-        self.shown = 0
-        self._text_fn: Callable[[], str] | None = None
-        self.updates = 0
-
-    def start(self) -> None:
-        pass
-
-    def update(self, text_fn: Callable[[], str]) -> None:
-        self._text_fn = text_fn
-        self.flush()
-
-    def pending(self) -> bool:
-        return False
-
-    def wait_time(self) -> float:
-        return 0.0
-
-    def flush(self) -> None:
-        if self._text_fn is None:
-            return
-        text = self._text_fn()
-        self.out.write(text[self.shown:])
-        self.out.flush()
-        self.shown = len(text)
-        self.updates += 1
-
-    def finish(self, text: str, fmt: str, *, status: str = "ok", note: str = "", **meta: Any) -> None:
-        self.out.write(text[self.shown:] + "\n")
-        if note:
-            self.out.write(f"[{note}]\n")
-        self.out.flush()
+            parts.append(f'<a href="{html.escape(url, quote=True)}">{alt}</a>')
+    links = [(u, t) for u, t in answer.sources if _safe_url(u)]
+    if links:
+        items = "".join(f'<li><a href="{html.escape(u, quote=True)}">{html.escape(t or u)}</a></li>'
+                        for u, t in links)
+        parts.append(f'<div class="ipyg4f-sources" style="font-size:0.9em">Sources:<ol>{items}</ol></div>')
+    if answer.login is not None and _safe_url(answer.login.url):
+        label = html.escape(answer.login.label or "log in")
+        parts.append(f'<div class="ipyg4f-login"><a href="{html.escape(answer.login.url, quote=True)}">'
+                     f"{label}</a></div>")
+    return "".join(parts)  # safe by construction: escaped text and attributes, known URL schemes only

@@ -1,0 +1,139 @@
+"""Typed stream events: the small closed set of things a provider stream may carry.
+
+A provider yields ``str`` pieces of the answer and, besides, these events.
+:func:`normalize` turns whatever a provider yields (ours, gpt4free's response
+objects, a plugin's) into ``str`` text or one of these events, or ``None``
+for anything else.  It never calls ``str()`` on an object it does not know,
+and an object whose attributes raise is ignored, not fatal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+__all__ = ["Event", "Reasoning", "Usage", "FinishReason", "ProviderUsed", "Sources", "Media", "ToolCalls",
+           "LoginRequired", "StreamItem", "ANSWER_EVENTS", "normalize", "kind_of"]
+
+
+class Event:
+    """A non-text item of a stream; ``str()`` of it is empty, so it can never become answer text."""
+
+    def __str__(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Reasoning(Event):
+    """A piece of the model's thinking, shown apart from the answer and never sent back as context."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Usage(Event):
+    """Token counts the service reported for this answer."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def __str__(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class FinishReason(Event):
+    """Why the answer ended: ``"stop"``, ``"length"`` (cut at the token limit), ``"tool_calls"``..."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class ProviderUsed(Event):
+    """Which provider (and model) actually answered; sent by the fallback provider."""
+
+    name: str
+    model: str = ""
+    failed: tuple[str, ...] = ()  #: providers that failed before this one answered
+
+    def __str__(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Sources(Event):
+    """Web sources the answer used: ``(url, title)`` pairs."""
+
+    items: tuple[tuple[str, str], ...]
+
+    def __str__(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Media(Event):
+    """An image or audio clip, by URL (``https:``/``data:``)."""
+
+    kind: str  # "image" | "audio"
+    url: str
+    alt: str = ""
+
+    def __str__(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class ToolCalls(Event):
+    """The model asked to call these tools (by name)."""
+
+    names: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class LoginRequired(Event):
+    """The service wants the user to log in at ``url`` first."""
+
+    url: str
+    label: str = ""
+
+    def __str__(self) -> str:
+        return ""
+
+
+StreamItem = Union[str, Event]
+#: events that are an answer by themselves (with or without text)
+ANSWER_EVENTS = (Media, ToolCalls, LoginRequired)
+
+
+def normalize(item: Any) -> StreamItem | None:
+    """``item`` as answer text or one of our events; ``None`` when it is neither (ignored)."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Event):
+        return item
+    module = type(item).__module__ or ""
+    if module.startswith("g4f"):
+        try:
+            from .g4f_events import from_g4f
+
+            return from_g4f(item)
+        except Exception:  # an object whose attributes raise: ignored, never fatal
+            return None
+    return None
+
+
+def kind_of(item: Any) -> str:
+    """A short, safe name of what an ignored item was (for ``--debug``)."""
+    try:
+        return type(item).__qualname__
+    except Exception:
+        return "object"

@@ -1,0 +1,146 @@
+"""Foreign provider classes (gpt4free's, plugins' that do not derive from our base) -> our interface.
+
+:func:`adapt` wraps such a class ONCE, where it enters (the registry), in a
+subclass of :class:`~ipyg4f.providers.base.AsyncGeneratorProvider` that reads
+its fields defensively, so no caller has to probe it.  Reading a model never
+touches the network here: gpt4free's ``get_model`` may fetch model lists
+synchronously, so the adapter only looks at static fields and lets the
+provider resolve its model itself, inside the stream (on the runner's loop,
+bounded by the runner's timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, ClassVar
+
+from .base import OPTION_FLAGS, AsyncGeneratorProvider, Messages
+
+__all__ = ["adapt", "Foreign"]
+
+_ADAPTED: dict[Any, type[AsyncGeneratorProvider]] = {}
+
+
+def _static(cls: Any, attr: str, default: Any) -> Any:
+    """A class attribute, without running descriptors or properties that may do I/O."""
+    try:
+        value = inspect.getattr_static(cls, attr)
+    except AttributeError:
+        return default
+    if isinstance(value, (classmethod, staticmethod, property)) or callable(value):
+        return default
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        value = list(value)
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [v for v in value if isinstance(v, str)]
+
+
+def _parameters(cls: Any) -> tuple[frozenset[str], bool]:
+    """The parameter names of ``cls.create_async_generator`` and whether it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(cls.create_async_generator).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset(OPTION_FLAGS), True
+    return frozenset(p.name for p in params), any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+class Foreign(AsyncGeneratorProvider):
+    """A foreign provider class seen through our interface (``target`` is the class itself)."""
+
+    target: ClassVar[Any] = None
+    #: the parameter names of ``target.create_async_generator``, and whether it takes ``**kwargs``
+    parameters: ClassVar[frozenset[str]] = frozenset()
+    takes_kwargs: ClassVar[bool] = True
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return bool(cls.working)
+
+    @classmethod
+    def get_model(cls, model: str | None) -> str:
+        """The model as given (or the static default); the provider maps it itself, in the stream."""
+        if not model:
+            return cls.default_model
+        return cls.model_aliases.get(model, model)
+
+    @classmethod
+    def lists_models_remotely(cls) -> bool:
+        return callable(getattr(cls.target, "get_models", None))
+
+    @classmethod
+    async def list_models(cls, **kwargs: Any) -> list[str]:
+        """``target.get_models()`` (which may do blocking I/O) in a thread, or the static list."""
+        get_models = getattr(cls.target, "get_models", None)
+        if not callable(get_models):
+            return cls.available_models()
+        models = await asyncio.to_thread(get_models)
+        return _strings(models) or cls.available_models()
+
+    @classmethod
+    async def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
+                                     **kwargs: Any) -> Any:
+        if "base_url" in kwargs and "api_base" in cls.parameters and "base_url" not in cls.parameters:
+            kwargs["api_base"] = kwargs.pop("base_url")  # gpt4free's spelling
+        if not cls.takes_kwargs:
+            kwargs = {k: v for k, v in kwargs.items() if k in cls.parameters}
+        result = cls.target.create_async_generator(model, messages, proxy=proxy, **kwargs)
+        if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
+            result = await result
+        if hasattr(result, "__aiter__"):
+            try:
+                async for item in result:
+                    yield item
+            finally:
+                aclose = getattr(result, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+        elif result is not None:
+            yield result
+
+
+def adapt(cls: Any, name: str | None = None) -> type[AsyncGeneratorProvider]:
+    """``cls`` with our interface and the name ``name`` (default: its own), built once and cached.
+
+    One of ours is returned as it is, or as a subclass that only renames it.
+    """
+    key = (cls, name)
+    if isinstance(cls, type) and issubclass(cls, AsyncGeneratorProvider):
+        if not name or name == cls.name:
+            return cls
+        if key not in _ADAPTED:
+            _ADAPTED[key] = type(name, (cls,), {"name": name, "__module__": cls.__module__, "__doc__": cls.__doc__})
+        return _ADAPTED[key]
+    if key not in _ADAPTED:
+        parameters, takes_kwargs = _parameters(cls)
+        options = parameters & set(OPTION_FLAGS)
+        if "api_base" in parameters:
+            options |= {"base_url"}
+        aliases = _static(cls, "model_aliases", {})
+        fields = {
+            "target": cls,
+            "name": name or getattr(cls, "__name__", "Provider"),
+            "parameters": parameters,
+            "takes_kwargs": takes_kwargs,
+            "options": frozenset(options | {"proxy"}),
+            "url": str(_static(cls, "url", "") or ""),
+            "working": bool(_static(cls, "working", True)),
+            "supports_stream": bool(_static(cls, "supports_stream", False)),
+            "supports_system_message": bool(_static(cls, "supports_system_message", False)),
+            "supports_message_history": bool(_static(cls, "supports_message_history", False)),
+            "needs_auth": bool(_static(cls, "needs_auth", False)),
+            "label": str(_static(cls, "label", "") or ""),
+            "default_model": str(_static(cls, "default_model", "") or ""),
+            "models": _strings(_static(cls, "models", [])),
+            "model_aliases": {k: v for k, v in aliases.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(aliases, dict) else {},
+            "__module__": __name__,
+            "__doc__": f"adapter of {getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}",
+        }
+        _ADAPTED[key] = type(f"Foreign[{fields['name']}]", (Foreign,), fields)
+    return _ADAPTED[key]

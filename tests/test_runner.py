@@ -1,0 +1,146 @@
+"""The runner in process: a scripted provider, a recording renderer, no kernel (seconds, not minutes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from fakes import Gate, RecordingRenderer, ScriptedProvider, Stall
+from ipyg4f import errors
+from ipyg4f.events import FinishReason, Media, ProviderUsed, Reasoning, ToolCalls, Usage
+from ipyg4f.providers import register, unregister
+from ipyg4f.providers.fallback import Fallback
+from ipyg4f.render import outcome
+from ipyg4f.runner import Answer, ChatRequest, Run, run_blocking
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(autouse=True)
+def scripted():
+    ScriptedProvider.reset()
+    register(ScriptedProvider, "Scripted")
+    yield ScriptedProvider
+    unregister("Scripted")
+    ScriptedProvider.reset()
+
+
+def run(steps, *, timeout=None, renderer=None):
+    ScriptedProvider.enqueue(steps)
+    request = ChatRequest(ScriptedProvider, "scripted-1", HI, timeout=timeout)
+    renderer = renderer or RecordingRenderer()
+    answer = run_blocking(request, Answer("Scripted", "scripted-1"), renderer)
+    return answer, renderer
+
+
+def test_text_streams_into_the_answer_and_the_renderer():
+    answer, renderer = run(["Hel", "lo", FinishReason("stop")])
+    assert (answer.status, answer.text, answer.finish_reason) == ("ok", "Hello", "stop")
+    assert renderer.calls[0] == ("start", "streaming")
+    assert renderer.drawn and renderer.drawn[-1] in ("Hel", "Hello")
+    assert answer.first_token is not None and answer.ended >= answer.first_token
+
+
+def test_a_failure_keeps_the_partial_answer_and_the_exception():
+    boom = errors.StreamBrokenError("connection reset", provider="Scripted")
+    answer, _ = run(["partial ", boom])
+    assert (answer.status, answer.text, answer.error) == ("error", "partial ", boom)
+    assert "partial answer kept (8 characters)" in outcome(answer).note
+    assert ScriptedProvider.closed == [True]
+
+
+class Unprintable:
+    def __str__(self):
+        raise RuntimeError("str() of me raises")
+
+    def __getattr__(self, name):
+        raise RuntimeError("so does every attribute")
+
+
+def test_unknown_objects_are_ignored_never_turned_into_text():
+    answer, _ = run(["a", {"id": "chatcmpl-1", "object": "chat.completion.chunk"}, Unprintable(), 42, "b"])
+    assert (answer.status, answer.text) == ("ok", "ab")
+    assert answer.ignored == {"dict": 1, "Unprintable": 1, "int": 1}
+
+
+def test_typed_events_are_kept_apart_from_the_text():
+    answer, _ = run([Reasoning("think "), Reasoning("more"), "Answer", Usage(7, 3), FinishReason("length"),
+                     Media("image", "https://example.test/x.png", "a plot")])
+    assert (answer.text, answer.reasoning) == ("Answer", "think more")
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (7, 3)
+    assert outcome(answer).kind == "cut" and "--max-tokens" in outcome(answer).note
+    assert [m.url for m in answer.media] == ["https://example.test/x.png"]
+
+
+def test_a_tool_call_only_answer_is_not_an_empty_one():
+    answer, _ = run([ToolCalls(("get_weather",)), FinishReason("tool_calls")])
+    result = outcome(answer)
+    assert result.kind == "tools" and "get_weather" in result.note and result.tone != "error"
+
+
+def test_the_runner_enforces_the_timeout_for_every_provider():
+    stall = Stall()
+    answer, _ = run(["first ", stall], timeout=0.3)
+    assert answer.status == "error" and isinstance(answer.error, errors.ProviderTimeoutError)
+    assert "stopped sending for 0.3 s" in str(answer.error) and answer.text == "first "
+    assert ScriptedProvider.closed == [True]  # the generator (its connection) was closed
+
+
+def test_an_interrupt_cancels_the_stream_and_keeps_what_came():
+    stall = Stall()
+
+    def interrupt_when_stalled():
+        stall.reached.wait(10)
+        os.kill(os.getpid(), signal.SIGINT)  # what a kernel interrupt delivers to the cell's thread
+
+    threading.Thread(target=interrupt_when_stalled, daemon=True).start()
+    answer, _ = run(["kept ", stall])
+    assert (answer.status, answer.text) == ("interrupted", "kept ")
+    assert ScriptedProvider.closed == [True]
+
+
+def test_a_fast_stream_costs_one_update_per_batch_not_per_item():
+    pieces = [f"{i} " for i in range(20_000)]
+    answer, renderer = run(pieces)
+    assert answer.text == "".join(pieces) and answer.chunks == 20_000
+    assert len(renderer.drawn) < 2_000, len(renderer.drawn)
+
+
+def test_a_background_run_can_be_cancelled_from_another_thread():
+    gate = Gate()
+    ScriptedProvider.enqueue(["so far ", gate, "never"])
+    request = ChatRequest(ScriptedProvider, "scripted-1", HI)
+    ended = []
+    run_ = Run(request, Answer("Scripted"), RecordingRenderer()).start(then=ended.append)
+    assert gate.reached.wait(10)
+    run_.cancel()
+    assert run_.wait(10)
+    [answer] = ended
+    assert (answer.status, answer.text) == ("interrupted", "so far ")
+
+
+class Broken(ScriptedProvider):
+    pass
+
+
+def test_fallback_moves_on_before_text_and_says_who_failed(scripted):
+    register(Broken, "Broken")
+    try:
+        scripted.enqueue([Reasoning("hmm"), errors.ProviderTimeoutError("no answer", provider="Broken")])
+        scripted.enqueue(["from the second", FinishReason("stop")])
+        request = ChatRequest(Fallback, "", HI, kwargs={"providers": ["Broken", "Scripted"]})
+        answer = run_blocking(request, Answer("Fallback"), RecordingRenderer())
+    finally:
+        unregister("Broken")
+    assert (answer.status, answer.text, answer.provider) == ("ok", "from the second", "Scripted")
+    assert answer.reasoning == ""  # the failed provider's thinking went with it
+    assert answer.failed_first == ("Broken: no answer",)
+    assert "after 1 failed (Broken)" in __import__("ipyg4f.render", fromlist=["footer"]).footer(answer)
+
+
+def test_provider_used_is_an_event_not_text():
+    answer, _ = run([ProviderUsed("Other", "m-2"), "x"])
+    assert (answer.provider, answer.model, answer.text) == ("Other", "m-2", "x")
