@@ -1,9 +1,68 @@
-"""gpt4free's response objects -> our typed stream events (see :mod:`ipyg4f.events`)."""
+"""gpt4free's response objects -> our typed stream events (see :mod:`ipyg4f.events`).
+
+Only attributes are read, never ``str()``: ``str()`` of a ``JsonResponse`` is
+the raw JSON of the event (the bug this module exists for), and ``str()`` of
+``RawResponse`` or ``MediaResponse`` raises.  Whatever is not mapped here
+(``JsonResponse``, ``JsonRequest``, ``HeadersResponse``, ``RawResponse``,
+``JsonConversation``, ``TitleGeneration``, ``ImagePreview``...) is ignored.
+Checked against g4f 8.8.6's ``g4f.providers.response``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .events import Event, FinishReason, LoginRequired, Media, ProviderUsed, Reasoning, Sources, ToolCalls, Usage
 
-def from_g4f(item: Any) -> Any:
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def from_g4f(item: Any) -> Event | None:
+    """The event ``item`` stands for, or None (ignored). May raise on a broken object: callers catch."""
+    from g4f.providers import response as r
+
+    if isinstance(item, r.Reasoning):
+        token = _text(getattr(item, "token", None))
+        return Reasoning(token) if token else None  # status-only objects mark the end of thinking
+    if isinstance(item, r.Usage):
+        return Usage(_int(getattr(item, "prompt_tokens", None)), _int(getattr(item, "completion_tokens", None)))
+    if isinstance(item, r.FinishReason):
+        reason = _text(getattr(item, "reason", None))
+        return FinishReason(reason) if reason else None
+    if isinstance(item, r.ProviderInfo):
+        info = item.get_dict()
+        name = _text(info.get("name"))
+        return ProviderUsed(name, _text(info.get("model"))) if name else None
+    if isinstance(item, r.Sources):
+        found = []
+        for source in getattr(item, "list", None) or []:
+            if isinstance(source, dict) and _text(source.get("url")):
+                found.append((source["url"], _text(source.get("title")) or _text(source.get("name"))))
+        return Sources(tuple(found)) if found else None
+    if isinstance(item, r.ImagePreview):  # an interim preview; the final image follows
+        return None
+    if isinstance(item, r.MediaResponse):
+        urls = [u for u in item.get_list() if isinstance(u, str)]
+        kind = "image" if isinstance(item, r.ImageResponse) else "video"
+        return Media(kind, urls[0], _text(getattr(item, "alt", None))) if urls else None
+    if isinstance(item, r.AudioResponse):
+        if getattr(item, "data", None) is None:
+            return None
+        return Media("audio", item.to_uri(), _text(getattr(item, "transcript", None)))
+    if isinstance(item, r.ToolCalls):
+        names = []
+        for call in item.get_list() or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and _text(function.get("name")):
+                names.append(function["name"])
+        return ToolCalls(tuple(names)) if names else None  # later fragments carry only arguments
+    if isinstance(item, r.RequestLogin):
+        url = _text(getattr(item, "login_url", None))
+        return LoginRequired(url, _text(getattr(item, "label", None))) if url else None
     return None

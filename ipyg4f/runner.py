@@ -45,6 +45,9 @@ YIELD_PAUSE = 0.0005
 #: the runner's timeout fires this much after the request's own, so that a provider that
 #: enforces the timeout itself says first, in its own words, what it was waiting for
 TIMEOUT_GRACE = 0.5
+#: longest the driving thread blocks at once: a SIGINT that the OS hands to another thread
+#: only sets Python's flag, which the main thread sees once it wakes up
+MAX_BLOCK = 0.2
 
 
 @dataclass
@@ -300,8 +303,10 @@ class Run:
                 # an update is due later: sleep until then (or the end), however many
                 # items arrive meanwhile, so a fast stream costs no wake-up per item
                 self._finished.wait(renderer.wait_time())
-            elif not self._wake.wait(renderer.tick_interval):
-                renderer.tick()
+            elif not self._wake.wait(renderer.tick_interval or MAX_BLOCK):
+                if renderer.tick_interval:
+                    renderer.tick()
+                continue
             if self._finished.is_set():  # the final render follows: no update for the last batch
                 self._drain()
                 return

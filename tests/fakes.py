@@ -85,6 +85,7 @@ class RecordingRenderer:
     def __init__(self):
         self.calls: list[tuple[str, Any]] = []
         self.drawn: list[str] = []
+        self.updated = threading.Event()  #: set at the first update (text on screen)
 
     def start(self, answer):
         self.calls.append(("start", answer.status))
@@ -92,6 +93,7 @@ class RecordingRenderer:
     def update(self, answer):
         self.calls.append(("update", answer.text))
         self.drawn.append(answer.text)
+        self.updated.set()
 
     def pending(self):
         return False

@@ -37,10 +37,17 @@ def run(steps, *, timeout=None, renderer=None):
 
 
 def test_text_streams_into_the_answer_and_the_renderer():
-    answer, renderer = run(["Hel", "lo", FinishReason("stop")])
+    gate, renderer = Gate(), RecordingRenderer()
+
+    def open_once_shown():  # the rest comes only after the first piece was drawn
+        if renderer.updated.wait(10):
+            gate.open.set()
+
+    threading.Thread(target=open_once_shown, daemon=True).start()
+    answer, renderer = run(["Hel", gate, "lo", FinishReason("stop")], renderer=renderer)
     assert (answer.status, answer.text, answer.finish_reason) == ("ok", "Hello", "stop")
     assert renderer.calls[0] == ("start", "streaming")
-    assert renderer.drawn and renderer.drawn[-1] in ("Hel", "Hello")
+    assert renderer.drawn[0] == "Hel"
     assert answer.first_token is not None and answer.ended >= answer.first_token
 
 

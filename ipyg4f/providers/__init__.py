@@ -132,8 +132,9 @@ def get_provider(name: Any) -> type[AsyncGeneratorProvider]:
     else:
         try:
             return _from_g4f(wanted)
-        except UnknownProviderError:
-            pass
+        except UnknownProviderError as exc:
+            if getattr(exc, "listed", False):
+                raise
     raise UnknownProviderError(
         f"unknown provider {name!r}; known providers: {', '.join(provider_names())}"
         " (and gpt4free's as g4f:Name when g4f is installed)")
@@ -156,17 +157,27 @@ def _from_g4f(name: str) -> type[AsyncGeneratorProvider]:
         raise UnknownProviderError(f"unknown provider {name!r}: gpt4free is not installed (pip install g4f)") from None
     except Exception as exc:  # a broken g4f install
         raise UnknownProviderError(f"gpt4free could not be loaded: {type(exc).__name__}: {exc}") from None
-    found = None
-    for attr in _g4f_candidates(g4f_providers):
-        if attr.lower() == name.lower():
-            try:
-                found = getattr(g4f_providers, attr)
-            except Exception:  # gpt4free's lazy attributes may raise anything
-                found = None
-            break
+    found = _g4f_attr(g4f_providers, name)
+    spelled = None
+    if found is None:  # other spellings: g4f's names are case-sensitive
+        spelled = next((n for n in _g4f_candidates(g4f_providers) if n.lower() == name.lower()), None)
+        found = _g4f_attr(g4f_providers, spelled) if spelled else None
     if not is_provider(found):
+        if spelled:
+            error = UnknownProviderError(f"gpt4free lists {spelled!r} but cannot load it (this g4f install lacks "
+                                         "its module)")
+            error.listed = True
+            raise error
         raise UnknownProviderError(f"gpt4free has no provider {name!r}")
     return adapt(found, G4F_PREFIX + found.__name__)
+
+
+def _g4f_attr(module: Any, name: str) -> Any:
+    """``module.<name>``; None when g4f cannot load it (its lazy loader raises anything)."""
+    try:
+        return getattr(module, name)
+    except Exception:
+        return None
 
 
 def _g4f_candidates(module: Any) -> list[str]:

@@ -89,7 +89,7 @@ class Foreign(AsyncGeneratorProvider):
             kwargs["api_base"] = kwargs.pop("base_url")  # gpt4free's spelling
         if not cls.takes_kwargs:
             kwargs = {k: v for k, v in kwargs.items() if k in cls.parameters}
-        result = cls.target.create_async_generator(model, messages, proxy=proxy, **kwargs)
+        result = _preset(cls.target, model).create_async_generator(model, messages, proxy=proxy, **kwargs)
         if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
             result = await result
         if hasattr(result, "__aiter__"):
@@ -102,6 +102,26 @@ class Foreign(AsyncGeneratorProvider):
                     await aclose()
         elif result is not None:
             yield result
+
+
+_PRESET: dict[tuple[Any, str], Any] = {}
+
+
+def _preset(target: Any, model: str) -> Any:
+    """``target``, or a subclass that already knows ``model``, so that resolving it fetches nothing.
+
+    gpt4free's ``get_model`` fetches the provider's model list with a blocking
+    ``requests.get`` (no timeout) whenever the name is not in its static list,
+    which would stall the runner's loop; naming the model as known skips that.
+    """
+    known = _strings(_static(target, "models", [])) + _strings(_static(target, "model_aliases", {}))
+    if not model or model in known or not callable(getattr(target, "get_models", None)):
+        return target
+    key = (target, model)
+    if key not in _PRESET:
+        _PRESET[key] = type(target.__name__, (target,), {
+            "models": [model], "model_aliases": {model: model}, "__module__": target.__module__})
+    return _PRESET[key]
 
 
 def adapt(cls: Any, name: str | None = None) -> type[AsyncGeneratorProvider]:
