@@ -44,7 +44,7 @@ def main() -> int:
 
     ip = start_ipython()
     ip.run_line_magic("load_ext", "ipyg4f")
-    from ipyg4f.magics import get_chat
+    from ipyg4f.chat import get_chat
 
     chat = get_chat(ip)
     store = chat.store

@@ -1,10 +1,11 @@
 """Typed stream events: the small closed set of things a provider stream may carry.
 
-A provider yields ``str`` pieces of the answer and, besides, these events.
-:func:`normalize` turns whatever a provider yields (ours, gpt4free's response
-objects, a plugin's) into ``str`` text or one of these events, or ``None``
-for anything else.  It never calls ``str()`` on an object it does not know,
-and an object whose attributes raise is ignored, not fatal.
+A provider yields ``str`` pieces of the answer and, besides, these events
+(gpt4free's response objects are converted to them by the adapter of
+foreign providers).  :func:`normalize` keeps text and events and gives
+``None`` for anything else: it never calls ``str()`` on an object it does not
+know, nor reads its attributes, so an object whose ``str()`` raises is ignored,
+not fatal.
 """
 
 from __future__ import annotations
@@ -120,15 +121,7 @@ def normalize(item: Any) -> StreamItem | None:
         return item
     if isinstance(item, Event):
         return item
-    module = type(item).__module__ or ""
-    if module.startswith("g4f"):
-        try:
-            from .g4f_events import from_g4f
-
-            return from_g4f(item)
-        except Exception:  # an object whose attributes raise: ignored, never fatal
-            return None
-    return None
+    return None  # foreign objects are converted where they enter (providers.adapter)
 
 
 def kind_of(item: Any) -> str:

@@ -16,6 +16,7 @@ import inspect
 from typing import Any, ClassVar
 
 from .base import OPTION_FLAGS, AsyncGeneratorProvider, Messages
+from .g4f_events import convert
 
 __all__ = ["adapt", "Foreign"]
 
@@ -95,13 +96,13 @@ class Foreign(AsyncGeneratorProvider):
         if hasattr(result, "__aiter__"):
             try:
                 async for item in result:
-                    yield item
+                    yield convert(item)
             finally:
                 aclose = getattr(result, "aclose", None)
                 if aclose is not None:
                     await aclose()
         elif result is not None:
-            yield result
+            yield convert(result)
 
 
 _PRESET: dict[tuple[Any, str], Any] = {}

@@ -1,4 +1,6 @@
-"""gpt4free's response objects -> our typed stream events (see :mod:`ipyg4f.events`).
+"""gpt4free's response objects -> our typed stream events (see :mod:`ipyg4f.events`), at the border.
+
+The adapter of a foreign provider (:mod:`ipyg4f.providers.adapter`) converts each item it yields.
 
 Only attributes are read, never ``str()``: ``str()`` of a ``JsonResponse`` is
 the raw JSON of the event (the bug this module exists for), and ``str()`` of
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .events import Event, FinishReason, LoginRequired, Media, ProviderUsed, Reasoning, Sources, ToolCalls, Usage
+from ..events import Event, FinishReason, LoginRequired, Media, ProviderUsed, Reasoning, Sources, ToolCalls, Usage
 
 
 def _int(value: Any) -> int | None:
@@ -23,8 +25,23 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def convert(item: Any) -> Any:
+    """``item`` as one of our events when it is a gpt4free response we know; else ``item`` itself.
+
+    An object that cannot be read (its attributes raise) is returned as it is:
+    the runner ignores what it does not know.
+    """
+    if isinstance(item, str) or not (type(item).__module__ or "").startswith("g4f"):
+        return item
+    try:
+        event = from_g4f(item)
+    except Exception:
+        return item
+    return item if event is None else event
+
+
 def from_g4f(item: Any) -> Event | None:
-    """The event ``item`` stands for, or None (ignored). May raise on a broken object: callers catch."""
+    """The event ``item`` stands for, or None (ignored). May raise on a broken object."""
     from g4f.providers import response as r
 
     if isinstance(item, r.Reasoning):

@@ -1,0 +1,159 @@
+"""``%%chat`` and the ``%chat`` commands in process: a real (terminal) IPython shell, a scripted provider.
+
+Fast (no kernel); the kernel tests check the same magics through ipykernel with cell ids.
+"""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+
+from fakes import ScriptedProvider
+from ipyg4f.chat import get_chat
+from ipyg4f.errors import ChatFailed, StreamBrokenError
+from ipyg4f.events import FinishReason
+from ipyg4f.providers import AsyncGeneratorProvider, register, unregister
+from ipyg4f.template import fill_template
+
+
+class Plain(AsyncGeneratorProvider):
+    """Honours no option but the proxy (like the seed providers)."""
+
+    @classmethod
+    async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
+        yield "plain answer"
+
+
+@pytest.fixture
+def ip(tmp_path, monkeypatch):
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    shell = TerminalInteractiveShell.instance()
+    ScriptedProvider.reset()
+    register(ScriptedProvider, "Scripted")
+    register(Plain)
+    shell.run_line_magic("load_ext", "ipyg4f")
+    shell.run_line_magic("config", f"ChatConfig.history_path = {str(tmp_path / 'h.sqlite3')!r}")
+    shell.run_line_magic("chat", "use -p Scripted")
+    yield shell
+    shell.run_line_magic("unload_ext", "ipyg4f")
+    unregister("Scripted")
+    unregister("Plain")
+    ScriptedProvider.reset()
+
+
+def chat_cell(ip, options: str, body: str):
+    """Run ``%%chat options`` with ``body``; the exception it raised, if any."""
+    result = ip.run_cell(f"%%chat {options}\n{body}", store_history=True)
+    return result.error_in_exec or result.error_before_exec
+
+
+def test_a_cell_streams_the_answer_and_stores_the_exchange(ip, capsys):
+    ScriptedProvider.enqueue(["Paris ", "is the capital.", FinishReason("stop")])
+    ip.user_ns["country"] = "France"
+    assert chat_cell(ip, "-o reply", "What is the capital of {country}?") is None
+    assert "Paris is the capital." in capsys.readouterr().out
+    assert ip.user_ns["reply"] == "Paris is the capital."
+    assert ScriptedProvider.requests[-1]["messages"][-1]["content"] == "What is the capital of France?"
+    chat = get_chat(ip)
+    [stored] = chat.store.exchanges(chat.notebook, "default")
+    assert (stored.provider, stored.answer, stored.status) == ("Scripted", "Paris is the capital.", "ok")
+
+
+def test_an_option_the_provider_ignores_is_said(ip, capsys):
+    assert chat_cell(ip, "-p Plain -t 0.3 --max-tokens 9", "hi") is None
+    out = capsys.readouterr().out
+    assert "plain answer" in out and "Plain ignores -t/--temperature, --max-tokens" in out
+    ScriptedProvider.enqueue(["ok"])
+    assert chat_cell(ip, "-t 0.3 --max-tokens 9", "hi") is None  # Scripted honours both: no note
+    assert "ignores" not in capsys.readouterr().out
+    assert (ScriptedProvider.requests[-1]["temperature"], ScriptedProvider.requests[-1]["max_tokens"]) == (0.3, 9)
+
+
+@pytest.mark.parametrize("options, words", [
+    ("-p NoSuchProvider", "unknown provider 'NoSuchProvider'"),
+    ("-f yaml", "invalid choice: 'yaml'"),
+    ("--max-tokens 0", "--max-tokens must be at least 1"),
+    ("--api-key-env IPYG4F_TEST_UNSET_KEY", "IPYG4F_TEST_UNSET_KEY: that environment variable is not set"),
+])
+def test_user_errors_are_usage_errors_and_change_nothing(ip, capsys, options, words):
+    error = chat_cell(ip, options, "hello")
+    assert isinstance(error, UsageError) and words in str(error)
+    assert "Traceback" not in capsys.readouterr().out
+    chat = get_chat(ip)
+    assert chat.store.count(chat.notebook, "default") == 0 and ScriptedProvider.requests == []
+
+
+def test_a_failure_is_short_and_keeps_the_partial_answer(ip, capsys):
+    ScriptedProvider.enqueue(["half an ", StreamBrokenError("the connection broke", provider="Scripted")])
+    error = chat_cell(ip, "", "tell me")
+    assert isinstance(error, ChatFailed)
+    assert error.lines[0] == "✖ Scripted: the connection broke"
+    assert any("partial answer (8 characters) is kept" in line for line in error.lines)
+    chat = get_chat(ip)
+    [stored] = chat.store.exchanges(chat.notebook, "default")
+    assert (stored.answer, stored.status, stored.error) == ("half an ", "error", "the connection broke")
+
+
+def test_a_key_is_read_from_the_named_variable_and_never_shown(ip, capsys, monkeypatch):
+    monkeypatch.setenv("MY_SERVICE_KEY", "sk-very-secret-123")
+    ScriptedProvider.enqueue(["fine"])
+    assert chat_cell(ip, "--api-key-env MY_SERVICE_KEY --base-url http://127.0.0.1:9/v1", "hi") is None
+    assert ScriptedProvider.requests[-1]["api_key"] == "sk-very-secret-123"
+    assert ScriptedProvider.requests[-1]["base_url"] == "http://127.0.0.1:9/v1"
+    out = capsys.readouterr()
+    assert "sk-very-secret" not in out.out + out.err
+    assert "Scripted ignores --base-url, --api-key-env" in out.out  # it declares neither
+
+
+def test_provider_options_give_per_provider_defaults(ip, monkeypatch):
+    monkeypatch.setenv("SCRIPTED_KEY", "k-1")
+    ip.run_line_magic("config", 'ChatConfig.provider_options = {"scripted": {"max_tokens": 5, '
+                                '"api_key_env": "SCRIPTED_KEY"}}')
+    ScriptedProvider.enqueue(["ok"])
+    assert chat_cell(ip, "", "hi") is None
+    assert (ScriptedProvider.requests[-1]["max_tokens"], ScriptedProvider.requests[-1]["api_key"]) == (5, "k-1")
+    ScriptedProvider.enqueue(["ok"])
+    assert chat_cell(ip, "--max-tokens 7", "hi") is None  # the cell wins
+    assert ScriptedProvider.requests[-1]["max_tokens"] == 7
+
+
+def test_line_commands(ip, capsys):
+    ScriptedProvider.enqueue(["first answer"])
+    chat_cell(ip, "", "first question")
+    capsys.readouterr()
+    ip.run_line_magic("chat", "history")
+    assert "first question" in capsys.readouterr().out
+    ip.run_line_magic("chat", "threads")
+    assert "default" in capsys.readouterr().out
+    ip.run_line_magic("chat", "providers")
+    out = capsys.readouterr().out
+    assert "Scripted *" in out and "Pizzagpt" in out
+    ip.run_line_magic("chat", "models -p Scripted")
+    assert "scripted-1" in capsys.readouterr().out
+    ip.run_line_magic("chat", "reset")
+    assert "1 exchanges archived" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="unknown %chat command 'nope'"):
+        ip.run_line_magic("chat", "nope")
+
+
+def test_chat_use_stores_a_name_that_resolves_later(ip, capsys):
+    pytest.importorskip("g4f")
+    ip.run_line_magic("chat", "use -p g4f.Provider.Custom -m test-model")
+    chat = get_chat(ip)
+    assert (chat.config.provider, chat.config.model) == ("g4f:Custom", "test-model")
+    cls, model = chat.resolve(None, None)
+    assert (cls.name, model) == ("g4f:Custom", "test-model")
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("{x} and {y.real}", "3 and 2.0"),
+    ("{unknown} stays", "{unknown} stays"),
+    ("{{braces}} {x}", "{braces} 3"),
+    ("{items[1]}", "b"),
+    ("{broken", "{broken"),
+])
+def test_fill_template(template, expected):
+    assert fill_template(template, {"x": 3, "y": 2.0, "items": ["a", "b"]}) == expected
