@@ -8,18 +8,21 @@ import traceback
 import pytest
 
 from ipyg4f import errors
-from ipyg4f.providers import FinishReason
-from ipyg4f.providers.openai_compat import LlamaCppServer, Ollama, OpenAICompatible
+from ipyg4f.events import Reasoning, ToolCalls
+from ipyg4f.providers import FinishReason, Usage
+from ipyg4f.providers.openai_compat import VLLM, LlamaCppServer, Ollama, OpenAICompatible, ThinkSplitter
 from protocol_server import closed_port_url, collect, collect_until_error
 
 KEY = "sk-test-7d1f0c2b9a8e4f6b"
 ONE = [{"role": "user", "content": "Hi"}]
+ENV_VARS = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OLLAMA_BASE_URL", "OLLAMA_API_KEY", "VLLM_BASE_URL",
+            "VLLM_API_KEY", "LLAMACPP_BASE_URL", "LLAMACPP_API_KEY")
 
 
 @pytest.fixture
 def api(protocol_server, monkeypatch):
     """The server as an OpenAI base URL, with no OpenAI settings leaking in from the environment."""
-    for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+    for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     return protocol_server
 
@@ -40,14 +43,14 @@ def event(content):
 async def test_request_carries_bearer_key_model_messages_and_options(api):
     messages = [{"role": "system", "content": "Be brief."}, *ONE]
     items = await collect(chat(api, messages, temperature=0.2, max_tokens=50, top_p=None))
-    assert items == ["Hello ", "world", FinishReason("stop")]
+    assert items == ["Hello ", "world", FinishReason("stop"), Usage(3, 2)]
     [req] = api.requests
     assert (req.method, req.path) == ("POST", "/v1/chat/completions")
     assert req.headers["authorization"] == f"Bearer {KEY}"
     assert req.headers["accept"] == "text/event-stream"
     assert req.headers["content-type"] == "application/json"
     assert req.json == {"model": "test-model", "messages": messages, "stream": True,
-                        "temperature": 0.2, "max_tokens": 50}
+                        "stream_options": {"include_usage": True}, "temperature": 0.2, "max_tokens": 50}
 
 
 async def test_key_and_base_url_come_from_the_environment(api, monkeypatch):
@@ -73,7 +76,7 @@ async def test_deltas_stream_as_they_arrive(api):
     assert await agen.__anext__() == "Hello "
     assert await asyncio.to_thread(api.wait_stalled)
     api.release_stall()
-    assert await collect(agen) == ["world", FinishReason("stop")]
+    assert await collect(agen) == ["world", FinishReason("stop"), Usage(1, 2)]
 
 
 async def test_crlf_split_across_chunks_multiline_data_comments_and_done(api):
@@ -191,3 +194,234 @@ def assert_secret_free(exc):
              "".join(traceback.format_exception(exc))]
     for part in shown:
         assert KEY not in part
+
+
+# --- reasoning: reasoning fields and <think> tags ------------------------------------------------
+
+
+def merged(items):
+    """Consecutive text pieces joined, consecutive Reasoning pieces joined; other events kept."""
+    out = []
+    for item in items:
+        if isinstance(item, str) and out and isinstance(out[-1], str):
+            out[-1] += item
+        elif isinstance(item, Reasoning) and out and isinstance(out[-1], Reasoning):
+            out[-1] = Reasoning(out[-1].text + item.text)
+        else:
+            out.append(item)
+    return out
+
+
+def split(text, pieces_at):
+    bounds = [0, *pieces_at, len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def run_splitter(pieces):
+    splitter = ThinkSplitter()
+    items = [item for piece in pieces for item in splitter.feed(piece)]
+    return items + splitter.close()
+
+
+THINK_CASES = [
+    ("Before <think>I reason.</think>\n\nAfter", ["Before ", Reasoning("I reason."), "After"]),
+    ("<think>\nA</think>B<think>C</think>D", [Reasoning("A"), "B", Reasoning("C"), "D"]),
+    ("<think>never closed, a partial </thi", [Reasoning("never closed, a partial </thi")]),
+    ("no tag, a < b and a partial <thi", ["no tag, a < b and a partial <thi"]),
+    ("<think></think>Only the answer", ["Only the answer"]),
+]
+
+
+@pytest.mark.parametrize("text, expected", THINK_CASES, ids=[c[0][:20] for c in THINK_CASES])
+def test_think_splitter_at_every_split_point(text, expected):
+    assert merged(run_splitter([text])) == expected
+    assert merged(run_splitter(list(text))) == expected  # one character at a time
+    for i in range(len(text) + 1):
+        for j in range(i, len(text) + 1):
+            items = run_splitter(split(text, [i, j]))
+            assert merged(items) == expected, (text[:i], text[i:j], text[j:])
+            assert all("<think>" not in i and "</think>" not in i for i in items if isinstance(i, str))
+
+
+def test_think_splitter_passes_plain_text_through_at_once():
+    splitter = ThinkSplitter()
+    assert splitter.feed("Hello ") == ["Hello "]
+    assert splitter.feed("a <") == ["a "]  # maybe a tag: held back...
+    assert splitter.feed("b") == ["<b"]  # ...until it cannot be one
+    assert splitter.close() == []
+
+
+async def test_reasoning_content_becomes_reasoning_events(api):
+    api.reasoning = "Let me think"
+    items = await collect(chat(api))
+    assert items == [Reasoning("Let "), Reasoning("me "), Reasoning("think"), "Hello ", "world",
+                     FinishReason("stop"), Usage(1, 5)]
+
+
+async def test_ollama_reasoning_field_becomes_reasoning_events(api):
+    api.reasoning, api.reasoning_field = "Let me think", "reasoning"
+    items = await collect(Ollama.create_async_generator("m", ONE, base_url=f"{api.base_url}/v1"))
+    assert merged(items) == [Reasoning("Let me think"), "Hello world", FinishReason("stop"), Usage(1, 5)]
+
+
+async def test_think_tags_in_the_content_become_reasoning(api):
+    api.reasoning, api.think_tags = "Let me think", True
+    items = await collect(chat(api))
+    assert merged(items) == [Reasoning("Let me think"), "Hello world", FinishReason("stop"), Usage(1, 5)]
+    assert all("<" not in i and "think" not in i for i in items if isinstance(i, str))
+
+
+# --- usage, finish reasons, stream_options --------------------------------------------------------
+
+
+async def test_usage_chunk_becomes_usage(api):
+    api.prompt_tokens, api.completion_tokens = 11, 7
+    items = await collect(chat(api))
+    assert items == ["Hello ", "world", FinishReason("stop"), Usage(11, 7)]
+    assert api.requests[0].json["stream_options"] == {"include_usage": True}
+
+
+async def test_length_finish_reason(api):
+    api.finish_reason = "length"
+    assert (await collect(chat(api, max_tokens=2)))[-2:] == [FinishReason("length"), Usage(1, 2)]
+    assert api.requests[0].json["max_tokens"] == 2
+
+
+async def test_server_rejecting_stream_options_is_asked_once_more_without(api):
+    api.reject_stream_options = True
+    items = await collect(chat(api))
+    assert items == ["Hello ", "world", FinishReason("stop")]  # no usage without stream_options
+    first, second = api.requests
+    assert first.json["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in second.json
+    assert {k: v for k, v in first.json.items() if k != "stream_options"} == second.json
+
+
+async def test_a_400_not_about_stream_options_is_not_retried(api):
+    api.reject_stream_options, api.context_overflow = True, True
+    with pytest.raises(errors.ContextLengthError):
+        await collect(chat(api))
+    assert len(api.requests) == 1
+
+
+def test_non_streamed_answer_yields_reasoning_usage_and_tool_calls():
+    from ipyg4f.providers.openai_compat import _json_answer
+
+    # what llama.cpp's llama-server (xllamacpp 2026.10.11549) answers with "stream": false
+    data = {"choices": [{"finish_reason": "length", "index": 0,
+                         "message": {"role": "assistant", "content": "<|im_end"}}],
+            "object": "chat.completion", "usage": {"completion_tokens": 5, "prompt_tokens": 26,
+                                                   "total_tokens": 31, "prompt_tokens_details": {"cached_tokens": 21}}}
+    assert _json_answer(data) == ["<|im_end", FinishReason("length"), Usage(26, 5)]
+    data = {"choices": [{"finish_reason": "tool_calls", "message": {
+        "content": "<think>hm</think>\n", "reasoning_content": "first",
+        "tool_calls": [{"id": "c0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}}]}
+    assert _json_answer(data) == [Reasoning("first"), Reasoning("hm"), ToolCalls(("get_weather",)),
+                                  FinishReason("tool_calls")]
+
+
+# --- tool calls -------------------------------------------------------------------------------------
+
+
+async def test_tool_call_deltas_become_one_tool_calls_event(api):
+    api.tool_calls = ["get_weather", "get_time"]
+    items = await collect(chat(api))
+    assert items[:2] == [ToolCalls(("get_weather", "get_time")), FinishReason("tool_calls")]
+    assert [i for i in items if isinstance(i, str)] == []  # the arguments never become text
+    assert len([i for i in items if isinstance(i, ToolCalls)]) == 1
+
+
+async def test_tool_calls_without_a_finish_reason_are_reported_at_the_end(api):
+    api.chunks = [b'data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":'
+                  b'{"name":"lookup","arguments":""}}]}}]}\n\n',
+                  b'data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":'
+                  b'{"arguments":"{}"}}]}}]}\n\n',
+                  b"data: [DONE]\n\n"]
+    api.finish_reason = None
+    items = await collect(chat(api))
+    assert ToolCalls(("lookup",)) in items
+    assert [i for i in items if isinstance(i, str)] == []
+
+
+# --- context overflow -----------------------------------------------------------------------------
+
+
+async def test_context_overflow_is_a_context_length_error(api):
+    api.context_overflow = True
+    with pytest.raises(errors.ContextLengthError) as info:
+        await collect(chat(api))
+    exc = info.value
+    assert str(exc) == "the prompt is too long for the model's context"
+    assert exc.status == 400 and exc.provider == "OpenAI"
+    assert "exceeds the available context size" in exc.body
+    assert "may be down" not in exc.hint and "--new" in exc.hint
+
+
+async def test_llamacpp_context_hint_names_its_context_size(api):
+    api.context_overflow = True
+    with pytest.raises(errors.ContextLengthError) as info:
+        await collect(LlamaCppServer.create_async_generator("m", ONE, base_url=f"{api.base_url}/v1"))
+    assert "--ctx-size" in info.value.hint and info.value.provider == "LlamaCppServer"
+
+
+OVERFLOW_BODIES = [
+    ({"error": {"code": 400, "message": "request (1024 tokens) exceeds the available context size (512 tokens), "
+                "try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 1024, "n_ctx": 512}},
+     errors.ContextLengthError),
+    ({"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted "
+                "in 9000 tokens. Please reduce the length of the messages.", "type": "invalid_request_error",
+                "param": "messages", "code": "context_length_exceeded"}}, errors.ContextLengthError),
+    ({"error": {"message": "Invalid value for 'temperature': must be at most 2.", "type": "invalid_request_error"}},
+     errors.HTTPStatusError),
+]
+
+
+@pytest.mark.parametrize("body, exc_type", OVERFLOW_BODIES, ids=["llama.cpp", "openai", "other-400"])
+async def test_which_400_bodies_mean_the_context_overflowed(body, exc_type):
+    import json
+
+    from ipyg4f import http
+    from ipyg4f.providers.openai_compat import _status_errors
+
+    with pytest.raises(errors.HTTPStatusError) as info:
+        async with _status_errors(VLLM, "m"):
+            raise http.status_error(400, json.dumps(body), provider="VLLM")
+    assert type(info.value) is exc_type
+
+
+# --- keys: each provider its own variable, and says so on a 401 -----------------------------------
+
+KEY_VARS = [(OpenAICompatible, "OPENAI_API_KEY"), (Ollama, "OLLAMA_API_KEY"), (VLLM, "VLLM_API_KEY"),
+            (LlamaCppServer, "LLAMACPP_API_KEY")]
+
+
+@pytest.mark.parametrize("provider, variable", KEY_VARS, ids=[p.name for p, _ in KEY_VARS])
+async def test_each_provider_reads_its_own_key_variable(api, monkeypatch, provider, variable):
+    api.api_key = KEY
+    monkeypatch.setenv(variable, KEY)
+    items = await collect(provider.create_async_generator("m", ONE, base_url=f"{api.base_url}/v1"))
+    assert text(items) == "Hello world"
+    assert api.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize("provider, variable", KEY_VARS, ids=[p.name for p, _ in KEY_VARS])
+async def test_a_401_hint_names_the_variable_the_provider_reads(api, monkeypatch, provider, variable):
+    api.api_key = "sk-the-right-key-0000"
+    for _, each in KEY_VARS:
+        monkeypatch.setenv(each, "sk-wrong-everywhere")
+    with pytest.raises(errors.AuthError) as info:
+        await collect(provider.create_async_generator("m", ONE, base_url=f"{api.base_url}/v1"))
+    named = [each for _, each in KEY_VARS if each in info.value.hint]
+    assert named == [variable]
+    with pytest.raises(errors.AuthError) as info:
+        await provider.list_models(base_url=f"{api.base_url}/v1")
+    assert [each for _, each in KEY_VARS if each in info.value.hint] == [variable]
+
+
+def test_every_provider_declares_the_options_it_honours():
+    from ipyg4f.providers.base import OPTION_FLAGS
+
+    expected = {"proxy", "base_url", "api_key", "temperature", "max_tokens", "top_p", "stop", "seed"}
+    for provider, _ in KEY_VARS:
+        assert provider.options == expected
+        assert provider.options <= OPTION_FLAGS.keys()
