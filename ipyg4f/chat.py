@@ -155,7 +155,8 @@ class Chat:
                     return ""
             self.store.record(self.notebook, thread, cell_id, prompt, answer.text,
                               provider=answer.provider, model=answer.model, status=answer.status,
-                              error=redact(describe(answer.error)) if answer.error else "")
+                              error=redact(describe(answer.error)) if answer.error else "",
+                              reasoning=answer.reasoning)
         except Exception as exc:  # a full disk or a locked file must not lose the answer on screen
             return f"not saved to history: {redact(describe(exc))}"
         return ""

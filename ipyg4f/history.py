@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS exchange (
     error     TEXT NOT NULL DEFAULT '',
     created   REAL NOT NULL,
     updated   REAL NOT NULL,
-    archived  INTEGER NOT NULL DEFAULT 0
+    archived  INTEGER NOT NULL DEFAULT 0,
+    reasoning TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS exchange_cell
     ON exchange (notebook, thread, cell_id) WHERE archived = 0;
@@ -64,6 +65,7 @@ class Exchange:
     error: str = ""
     created: float = 0.0
     updated: float = 0.0
+    reasoning: str = ""  #: the model's thinking: shown, kept, never sent back as context
 
     def as_messages(self) -> Messages:
         out: Messages = [{"role": "user", "content": self.prompt}]
@@ -72,7 +74,7 @@ class Exchange:
         return out
 
 
-_COLUMNS = "notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, created, updated"
+_COLUMNS = "notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, created, updated, reasoning"
 
 
 class HistoryStore:
@@ -88,6 +90,9 @@ class HistoryStore:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(exchange)")}
+        if "reasoning" not in columns:  # a history file from before thinking was kept
+            self._db.execute("ALTER TABLE exchange ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -95,7 +100,8 @@ class HistoryStore:
 
     # -- writes ------------------------------------------------------------
     def record(self, notebook: str, thread: str, cell_id: str, prompt: str, answer: str, *,
-               provider: str = "", model: str = "", status: str = OK, error: str = "") -> Exchange:
+               provider: str = "", model: str = "", status: str = OK, error: str = "",
+               reasoning: str = "") -> Exchange:
         """Store a cell's exchange, replacing the one that cell stored before."""
         now = time.time()
         with self._lock, self._db:
@@ -106,19 +112,20 @@ class HistoryStore:
             if row:
                 seq, created = row
                 self._db.execute(
-                    "UPDATE exchange SET prompt=?, answer=?, provider=?, model=?, status=?, error=?, updated=?"
-                    " WHERE notebook=? AND thread=? AND cell_id=? AND archived=0",
-                    (prompt, answer, provider, model, status, error, now, notebook, thread, cell_id))
+                    "UPDATE exchange SET prompt=?, answer=?, provider=?, model=?, status=?, error=?, updated=?,"
+                    " reasoning=? WHERE notebook=? AND thread=? AND cell_id=? AND archived=0",
+                    (prompt, answer, provider, model, status, error, now, reasoning, notebook, thread, cell_id))
             else:
                 seq = self._db.execute(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM exchange WHERE notebook=? AND thread=?",
                     (notebook, thread)).fetchone()[0]
                 created = now
                 self._db.execute(
-                    f"INSERT INTO exchange ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, now, now))
+                    f"INSERT INTO exchange ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, now, now,
+                     reasoning))
         return Exchange(notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error,
-                        created, now)
+                        created, now, reasoning)
 
     def reset(self, notebook: str, thread: str) -> int:
         """Archive a thread's exchanges (kept on disk, no longer used); returns how many."""

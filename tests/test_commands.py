@@ -157,3 +157,18 @@ def test_chat_use_stores_a_name_that_resolves_later(ip, capsys):
 ])
 def test_fill_template(template, expected):
     assert fill_template(template, {"x": 3, "y": 2.0, "items": ["a", "b"]}) == expected
+
+
+def test_thinking_is_shown_apart_stored_apart_and_not_sent_back(ip, capsys):
+    from ipyg4f.events import Reasoning
+
+    ScriptedProvider.enqueue([Reasoning("Paris, surely."), "Paris.", FinishReason("stop")])
+    assert chat_cell(ip, "-o reply", "capital of France?") is None
+    assert ip.user_ns["reply"] == "Paris."
+    chat = get_chat(ip)
+    [stored] = chat.store.exchanges(chat.notebook, "default")
+    assert (stored.answer, stored.reasoning) == ("Paris.", "Paris, surely.")
+    ScriptedProvider.enqueue(["next"])
+    chat_cell(ip, "", "and of Italy?")
+    sent = str(ScriptedProvider.requests[-1]["messages"])
+    assert "Paris." in sent and "surely" not in sent

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ipyg4f.history import HistoryStore, open_store
+from ipyg4f.history import SCHEMA, HistoryStore, open_store
 
 
 def test_rerun_replaces_and_keeps_first_run_order(tmp_path):
@@ -52,3 +52,29 @@ def test_an_unwritable_place_keeps_history_in_memory(tmp_path):
     store.record("nb", "t", "A", "q", "a")
     assert store.path == ":memory:" and len(store.exchanges("nb", "t")) == 1
     assert "in memory for this session only" in warnings[0]
+
+
+def test_thinking_is_kept_apart_and_never_sent_back_as_context():
+    store = HistoryStore(":memory:")
+    store.record("nb", "t", "c1", "question", "the answer", reasoning="long thoughts")
+    [ex] = store.exchanges("nb", "t")
+    assert (ex.answer, ex.reasoning) == ("the answer", "long thoughts")
+    [context] = store.context("nb", "t", "c2")
+    assert "long thoughts" not in str(context.as_messages())
+
+
+def test_a_history_file_from_before_thinking_was_kept_still_opens(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA.replace(",\n    reasoning TEXT NOT NULL DEFAULT ''", ""))
+    db.execute("INSERT INTO exchange (notebook, thread, cell_id, seq, prompt, answer, created, updated)"
+               " VALUES ('nb', 't', 'c1', 1, 'q', 'a', 0, 0)")
+    db.commit()
+    db.close()
+    store = HistoryStore(path)
+    assert [(e.answer, e.reasoning) for e in store.exchanges("nb", "t")] == [("a", "")]
+    store.record("nb", "t", "c2", "q2", "a2", reasoning="r2")
+    assert store.get("nb", "t", "c2").reasoning == "r2"
+    store.close()

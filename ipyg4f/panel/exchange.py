@@ -13,6 +13,7 @@ from typing import Any, Callable
 import ipywidgets as widgets
 
 from ..errors import ProviderError
+from ..events import Reasoning
 from ..render import COLOURS, StreamRenderer, line_html, live_html, markdown_to_html, outcome, thinking_html
 from ..render.html import extras_html
 from ..render.outcome import Outcome, final_status, footer, label, live_status
@@ -50,6 +51,7 @@ def final_html(prompt: str, answer: Answer, result: Outcome) -> str:
 def stored_answer(ex: Any) -> Answer:
     """An exchange read back from history, as an ended :class:`Answer` (its failure reason included)."""
     answer = Answer(ex.provider, ex.model)
+    answer.feed(Reasoning(ex.reasoning))
     answer.feed(ex.answer)
     answer.end(ex.status, ProviderError(ex.error) if ex.error else None)
     answer.ended = None  # no timing: the footer is not shown for it
