@@ -125,33 +125,33 @@ def test_default_threads_leaves_busy_and_spare_cpus_alone(cpus, load, expected):
 
 def test_thread_count_from_kwarg_env_or_default(monkeypatch, extra_present):
     monkeypatch.delenv(local.THREADS_ENV, raising=False)
-    assert Local._plan(Local.default_model, FRANCE, {}).n_threads == 0  # decided at load time
+    assert Local.plan(Local.default_model, FRANCE, {}).n_threads == 0  # decided at load time
     monkeypatch.setenv(local.THREADS_ENV, "3")
-    assert Local._plan(Local.default_model, FRANCE, {}).n_threads == 3
-    assert Local._plan(Local.default_model, FRANCE, {"n_threads": 2}).n_threads == 2
+    assert Local.plan(Local.default_model, FRANCE, {}).n_threads == 3
+    assert Local.plan(Local.default_model, FRANCE, {"n_threads": 2}).n_threads == 2
     monkeypatch.setenv(local.THREADS_ENV, "many")
     with pytest.raises(ProviderError, match=local.THREADS_ENV):
-        Local._plan(Local.default_model, FRANCE, {})
+        Local.plan(Local.default_model, FRANCE, {})
 
 
 def test_kwargs_are_checked_before_any_work(extra_present):
-    job = Local._plan(Local.default_model, FRANCE, {"temperature": 0.5, "max_tokens": 12, "seed": 7})
+    job = Local.plan(Local.default_model, FRANCE, {"temperature": 0.5, "max_tokens": 12, "seed": 7})
     assert (job.options["temperature"], job.options["max_tokens"], job.options["seed"]) == (0.5, 12, 7)
-    defaults = Local._plan(Local.default_model, FRANCE, {}).options
+    defaults = Local.plan(Local.default_model, FRANCE, {}).options
     assert (defaults["temperature"], defaults["max_tokens"]) == (0.0, 256)
     assert "seed" not in defaults
     for bad in ({"temperature": -1}, {"temperature": "hot"}, {"max_tokens": 0}, {"n_threads": 0},
                 {"seed": "x"}, {"prompt_format": "json"}):
         with pytest.raises(ProviderError):
-            Local._plan(Local.default_model, FRANCE, bad)
+            Local.plan(Local.default_model, FRANCE, bad)
 
 
 def test_bundled_model_request_is_a_qa_prompt_cut_at_newline(extra_present):
-    fmt, request = Local._plan(Local.default_model, FRANCE, {}).request()
+    fmt, request = Local.plan(Local.default_model, FRANCE, {}).request()
     assert fmt == "qa"
     assert request["prompt"].endswith("Q: What is the capital of France?\nA:")
     assert request["stop"] == ["\n"]
-    assert Local._plan(Local.default_model, FRANCE, {"stop": "."}).request()[1]["stop"] == ["."]
+    assert Local.plan(Local.default_model, FRANCE, {"stop": "."}).request()[1]["stop"] == ["."]
 
 
 def test_model_names_and_paths():

@@ -10,11 +10,8 @@ built once and driven by ``observe``/``on_click``:
   thread of its own (:class:`~ipyg4f.panel.exchange.Exchange`), so it keeps
   streaming while the kernel runs other cells, even long ones; Stop cancels it
   and keeps the partial answer, marked as stopped;
-* answers are model output, hence untrusted: every HTML update goes through
-  :func:`ipyg4f.render.markdown_to_html` (raw HTML off, nh3 sanitiser);
-* exchanges are recorded in the same history store as ``%%chat`` (one cell
-  id ``panel-<uuid>`` per Send), so a panel thread and a notebook thread are
-  the same conversation.
+* answers are sanitised like the cell's (:mod:`ipyg4f.render.html`) and
+  recorded in the same history (cell id ``panel-<uuid>`` per Send).
 """
 
 from __future__ import annotations

@@ -78,13 +78,13 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
     @classmethod
     async def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
                                      **kwargs: Any) -> AsyncResult:
-        job = cls._plan(cls.get_model(model), messages, kwargs)
+        job = cls.plan(cls.get_model(model), messages, kwargs)
         async with aclosing(engine.stream(job, kwargs.get("timeout"))) as items:
             async for item in items:
                 yield item
 
     @classmethod
-    def _plan(cls, model: str, messages: Messages, kwargs: dict[str, Any]) -> Job:
+    def plan(cls, model: str, messages: Messages, kwargs: dict[str, Any]) -> Job:
         """Check what can be checked cheaply, before a thread is started; the file is read later."""
         bundled = model == BUNDLED_MODEL
         _require_extra(bundled)
