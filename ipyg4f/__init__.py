@@ -25,7 +25,7 @@ def unload_ipython_extension(ipython):
 
 def __getattr__(name):
     if name == "ChatPanel":
-        from .widget import ChatPanel
+        from .panel import ChatPanel
 
         return ChatPanel
     raise AttributeError(name)

@@ -30,9 +30,6 @@ class Reasoning(Event):
 
     text: str
 
-    def __str__(self) -> str:
-        return ""
-
 
 @dataclass(frozen=True)
 class Usage(Event):
@@ -41,18 +38,12 @@ class Usage(Event):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
-    def __str__(self) -> str:
-        return ""
-
 
 @dataclass(frozen=True)
 class FinishReason(Event):
     """Why the answer ended: ``"stop"``, ``"length"`` (cut at the token limit), ``"tool_calls"``..."""
 
     reason: str
-
-    def __str__(self) -> str:
-        return ""
 
 
 @dataclass(frozen=True)
@@ -63,9 +54,6 @@ class ProviderUsed(Event):
     model: str = ""
     failed: tuple[str, ...] = ()  #: providers that failed before this one answered
 
-    def __str__(self) -> str:
-        return ""
-
 
 @dataclass(frozen=True)
 class Sources(Event):
@@ -73,20 +61,14 @@ class Sources(Event):
 
     items: tuple[tuple[str, str], ...]
 
-    def __str__(self) -> str:
-        return ""
-
 
 @dataclass(frozen=True)
 class Media(Event):
-    """An image or audio clip, by URL (``https:``/``data:``)."""
+    """An image, audio or video clip, by URL (``https:``/``data:``)."""
 
-    kind: str  # "image" | "audio"
+    kind: str  # "image" | "audio" | "video"
     url: str
     alt: str = ""
-
-    def __str__(self) -> str:
-        return ""
 
 
 @dataclass(frozen=True)
@@ -95,9 +77,6 @@ class ToolCalls(Event):
 
     names: tuple[str, ...]
 
-    def __str__(self) -> str:
-        return ""
-
 
 @dataclass(frozen=True)
 class LoginRequired(Event):
@@ -105,9 +84,6 @@ class LoginRequired(Event):
 
     url: str
     label: str = ""
-
-    def __str__(self) -> str:
-        return ""
 
 
 StreamItem = Union[str, Event]

@@ -335,7 +335,7 @@ def test_a_user_error_with_new_archives_nothing(kernel, server):
 
 def test_an_unwritable_history_keeps_the_answer_on_screen(kernel, server):
     server.answer = "shown even so"
-    kernel.ok("from ipyg4f.magics import get_chat\n_chat = get_chat()\n_saved = _chat.store.record\n"
+    kernel.ok("from ipyg4f.chat import get_chat\n_chat = get_chat()\n_saved = _chat.store.record\n"
               "def _broken(*a, **k):\n    raise OSError('disk full')\n_chat.store.record = _broken")
     try:
         ex = kernel.ok(f"%%chat -c {thread()}\nsave me")
@@ -379,3 +379,57 @@ def test_fallback_reports_who_answered_after_a_provider_fails(kernel, server):
         assert "all providers failed" in message and "Pizzagpt: cannot connect" in message and "OpenAI:" in message
     finally:
         kernel.ok("get_provider('OpenAI').base_url = None\n%config ChatConfig.fallback = []")
+
+
+def test_the_panel_keeps_streaming_while_a_long_cell_runs(kernel, server, monkeypatch):
+    """Send, then a cell that keeps the kernel busy (``time.sleep``: the workload): the panel's
+    answer still reaches the front end during that cell, as comm updates of its exchange widget."""
+    import re
+    import time
+
+    seen: list[tuple[float, dict]] = []  # every iopub message, whatever its parent, in arrival order
+    pump = kernel._pump_iopub
+
+    def recording(timeout: float) -> dict | None:
+        msg = pump(timeout)
+        if msg is not None:
+            seen.append((time.monotonic(), msg))
+        return msg
+
+    monkeypatch.setattr(kernel, "_pump_iopub", recording)
+    server.chunks = [f"word{i} " for i in range(40)]
+    server.chunk_delay = 0.1  # a 4 s answer; the 3 s sleep below falls inside it
+    t = thread()
+    send = kernel.ok("import time\nfrom ipyg4f.panel import ChatPanel\n"
+                     f"_panel = ChatPanel()\n_panel.thread.value = {t!r}\n"
+                     "_panel.prompt.value = 'forty words, slowly'\n_panel.send.click()\n"
+                     "print(_panel.current.view.model_id)")
+    view_id = send.stream().strip()
+    sleeper = kernel.run("time.sleep(3)")
+    assert sleeper.status == "ok", sleeper.text()
+    done = kernel.ok("assert _panel.wait(30)\n_answer = _panel.exchanges[-1].answer\n"
+                     "print(_answer.status, repr(_answer.text))")
+    answer = "".join(server.chunks)
+    assert done.stream().strip() == f"ok {answer!r}"
+
+    def state(m: dict, ex) -> str | None:
+        if m["msg_type"] == "status" and m["parent_header"].get("msg_id") == ex.msg_id:
+            return m["content"]["execution_state"]
+        return None
+
+    busy = next(i for i, (_, m) in enumerate(seen) if state(m, sleeper) == "busy")
+    idle = next(i for i, (_, m) in enumerate(seen) if state(m, sleeper) == "idle")
+    values = [(i, at, m["content"]["data"]["state"]["value"]) for i, (at, m) in enumerate(seen)
+              if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == view_id
+              and "value" in m["content"]["data"].get("state", {})]
+    during = [(at, value) for i, at, value in values if busy < i < idle]
+    words = [len(re.findall(r"word\d+", value)) for _, value in during]
+    assert len(set(words)) >= 5, words  # several partial answers while the sleep cell was busy
+    assert words == sorted(words) and words[-1] < 40, words  # growing, not yet complete
+    assert all('data-status="streaming"' in value for _, value in during)
+    assert during[-1][0] - during[0][0] > 1.5, "spread over the sleep, not one burst at its end"
+    # and the exchange ended complete, after the sleep cell
+    final = values[-1][2]
+    assert values[-1][0] > idle and 'data-status="ok"' in final and "word39" in final, final
+    assert len(re.findall(r"word\d+", final)) == 40 and "tokens" in final  # the footer
+    kernel.ok("_panel.close()")

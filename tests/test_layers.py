@@ -89,6 +89,20 @@ def test_the_import_graph_has_no_cycle():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
+def test_every_relative_import_names_a_module_that_exists():
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    missing = []
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, node.module] if node.module else anchor)
+                if base not in files:
+                    missing.append(f"{name}: from {'.' * node.level}{node.module or ''} import ...")
+    assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)
+
+
 def test_the_check_sees_an_upward_import_hidden_in_a_function(tmp_path):
     probe = tmp_path / "probe.py"  # read as if it were ipyg4f/providers/probe.py
     probe.write_text("def later():\n    from ..commands import run_cell\n")

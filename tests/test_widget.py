@@ -437,3 +437,9 @@ async def test_closing_the_panel_stops_its_stream_and_its_observers(make_panel, 
     assert exchange.answer.status == "interrupted"
     chat.config.provider = "Pizzagpt"  # no longer observed: nothing happens to a closed panel
     assert panel.provider.value == "OpenAI"
+
+
+def test_the_panel_is_importable_as_documented():
+    import ipyg4f
+
+    assert ipyg4f.ChatPanel is ChatPanel

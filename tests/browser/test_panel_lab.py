@@ -7,33 +7,36 @@ kernel); the server and the browser are shared by the module.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 
+from notebook_ui import assert_widgets_render, cell, expect, open_notebook, run_cell, screenshot, start_cell
+
 pytestmark = pytest.mark.browser
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-KERNEL_READY = """() => {
-    const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
-    return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
-}"""
-
-#: records every distinct state of the newest exchange, and any dangerous element or
-#: attribute that ever appears inside an exchange (while streaming as well as at the end)
+#: records every distinct state of the newest exchange (and, in ``__when``, the kernel's status
+#: and how many cells showed ``[*]`` at that moment), and any dangerous element or attribute
+#: that ever appears inside an exchange (while streaming as well as at the end)
 RECORDER = """() => {
-    window.__states = []; window.__bad = [];
+    window.__states = []; window.__when = []; window.__bad = [];
     const panel = document.querySelector('.ipyg4f-panel');
+    const when = () => {
+        const kernel = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
+        const running = [...document.querySelectorAll('.jp-Cell .jp-InputPrompt')]
+            .filter(p => p.textContent.includes('[*]')).length;
+        return (kernel ? kernel.status : '?') + '|' + running;
+    };
     const record = () => {
         const turns = panel.querySelectorAll('.ipyg4f-exchange .ipyg4f-turn');
         const last = turns[turns.length - 1];
         if (!last) return;
         const state = last.dataset.status + '|' + last.querySelector('.ipyg4f-answer').innerHTML;
-        if (window.__states[window.__states.length - 1] !== state) window.__states.push(state);
+        if (window.__states[window.__states.length - 1] !== state) {
+            window.__states.push(state);
+            window.__when.push(when());
+        }
     };
     const inspect = (node) => {
         if (node.nodeType !== 1 || !node.closest('.ipyg4f-exchange')) return;
@@ -52,32 +55,6 @@ RECORDER = """() => {
 }"""
 
 
-def expect():
-    from playwright.sync_api import expect as _expect
-
-    return _expect
-
-
-def open_notebook(page, lab, *cells: str, app: str = "lab"):
-    name = lab.notebook(*cells)
-    page.goto(lab.open_url(name, app))
-    page.wait_for_selector(".jp-Notebook .jp-Cell")
-    page.wait_for_function(KERNEL_READY, timeout=60_000)
-    return name
-
-
-def cell(page, index: int):
-    return page.locator(".jp-Notebook .jp-Cell").nth(index)
-
-
-def run_cell(page, index: int):
-    c = cell(page, index)
-    c.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
-    expect()(c.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]:"))
-    return c
-
-
 def show_panel(page, lab, *more_cells: str, app: str = "lab"):
     """A notebook whose first cell shows the panel; returns the panel's locator."""
     open_notebook(page, lab, "%load_ext ipyg4f\n%chat panel", *more_cells, app=app)
@@ -88,12 +65,6 @@ def show_panel(page, lab, *more_cells: str, app: str = "lab"):
     assert_widgets_render(page)
     page.evaluate(RECORDER)
     return panel
-
-
-def assert_widgets_render(page):
-    body = page.locator("body")
-    expect()(body).not_to_contain_text("Error displaying widget")
-    expect()(body).not_to_contain_text("Loading widget...")
 
 
 def choose_openai(panel, model: str = "test-model"):
@@ -122,7 +93,7 @@ def test_choose_a_model_send_and_watch_the_answer_stream(page, lab, protocol_ser
                               "Steep it at `80 °C` for green tea."]
     protocol_server.chunk_delay = 0.15
     panel = show_panel(page, lab,
-                       "from ipyg4f.magics import get_chat\nc = get_chat().config\nprint('defaults:', c.provider, c.model)",
+                       "from ipyg4f.chat import get_chat\nc = get_chat().config\nprint('defaults:', c.provider, c.model)",
                        "%chat history",
                        "%chat use -p ChatGptt -m gpt-4")
     provider, models = choose_openai(panel)
@@ -148,11 +119,9 @@ def test_choose_a_model_send_and_watch_the_answer_stream(page, lab, protocol_ser
     assert_widgets_render(page)
     assert page.errors == []
 
-    # docs/panel.png is this screenshot; it is rewritten only on request, so a test run
-    # leaves the work tree clean: IPYG4F_UPDATE_SCREENSHOTS=1 pytest tests/browser -k answer_stream
-    shot = DOCS / "panel.png" if os.environ.get("IPYG4F_UPDATE_SCREENSHOTS") else shots_dir / "panel.png"
-    shot.parent.mkdir(exist_ok=True)
-    panel.screenshot(path=str(shot))
+    # docs/panel.png is this screenshot, rewritten only on request:
+    # IPYG4F_UPDATE_SCREENSHOTS=1 pytest tests/browser -k answer_stream
+    screenshot(panel, shots_dir, "panel.png", docs=True)
 
     # the panel's exchange is in the history %%chat uses
     expect()(run_cell(page, 2).locator(".jp-Cell-outputArea")).to_contain_text("Tell me about tea.")
@@ -183,19 +152,43 @@ def test_stop_keeps_the_partial_answer_marked_as_stopped(page, lab, protocol_ser
     assert_widgets_render(page)
 
 
-def test_other_cells_run_while_the_panel_streams(page, lab, protocol_server):
-    protocol_server.chunks = [f"word{i} " for i in range(14)]
-    protocol_server.chunk_delay = 0.25
-    panel = show_panel(page, lab, "print('other cell', 6 * 7)")
+def slow_answer(page, lab, protocol_server, words: int, delay: float, *cells: str):
+    """A panel (and ``cells``) whose OpenAI answer, ``words`` words ``delay`` s apart, is streaming;
+    returns the answer's turn."""
+    protocol_server.chunks = [f"word{i} " for i in range(words)]
+    protocol_server.chunk_delay = delay
+    panel = show_panel(page, lab, *cells)
     choose_openai(panel)
     ask(panel, "Take your time.")
     turn = last_turn(panel)
     expect()(turn).to_have_attribute("data-status", "streaming")
+    return turn
+
+
+def test_other_cells_run_while_the_panel_streams(page, lab, protocol_server):
+    turn = slow_answer(page, lab, protocol_server, 14, 0.25, "print('other cell', 6 * 7)")
     other = run_cell(page, 1)
     expect()(other.locator(".jp-Cell-outputArea")).to_contain_text("other cell 42")
     assert turn.get_attribute("data-status") == "streaming"  # the panel is still answering
     expect()(turn).to_have_attribute("data-status", "ok")
     expect()(turn.locator(".ipyg4f-answer")).to_contain_text("word13")
+
+
+def test_the_answer_keeps_streaming_while_a_cell_sleeps(page, lab, protocol_server):
+    """The issue's case: Send, then ``time.sleep(20)`` in a cell; the answer grows (and ends) while
+    that cell still shows ``[*]``."""
+    turn = slow_answer(page, lab, protocol_server, 25, 0.2, "import time; time.sleep(20)")  # 5 s of 20
+    sleeper = start_cell(page, 1)
+    expect()(turn).to_have_attribute("data-status", "ok")
+    expect()(sleeper.locator(".jp-InputPrompt")).to_have_text("[*]:", timeout=1_000)  # still sleeping
+    states, when = page.evaluate("window.__states"), page.evaluate("window.__when")
+    busy = [state for state, at in zip(states, when) if at == "busy|1"]
+    words = [len(re.findall(r"word\d+", s)) for s in busy if s.startswith("streaming|")]
+    assert len(set(words)) >= 5 and words == sorted(words), (words, when)  # grew while the cell slept
+    assert busy[-1].startswith("ok|") and "word24" in busy[-1]  # and ended before the cell did
+    expect()(sleeper.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]:"))
+    assert_widgets_render(page)
+    assert page.errors == []
 
 
 XSS = ('Look: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
