@@ -178,7 +178,9 @@ def test_failure_mid_stream_keeps_the_partial_answer(kernel, server):
     assert "OpenAI" in message and "Traceback" not in message
     final = ex.final()
     assert final["metadata"]["ipyg4f"]["status"] == "error"
-    assert final["data"]["text/plain"].startswith("bit0 bit1 bit2 bit3")
+    # a TCP reset may discard what the client had not read yet: the kept part is a prefix, at least bit0
+    partial = final["data"]["text/plain"].split("\n[")[0]
+    assert partial.startswith("bit0 ") and "".join(server.chunks).startswith(partial), partial
     assert "bit0" in kernel.ok(f"%chat history -c {t}").text()
     assert kernel.ok("print('alive')").stream() == "alive\n"
 

@@ -262,7 +262,7 @@ class ChatPanel(widgets.VBox):
 
     # -- observers: defaults -> panel (%chat use, %config) -----------------------------
     def _on_config_provider(self, change: dict) -> None:
-        name = self._canonical(change["new"] or self.chat.config.resolved_provider())
+        name = self._canonical(change["new"] or self.chat.provider_setting())
         if name == self.provider.value:
             return
         with self._programmatic():
