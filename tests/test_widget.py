@@ -443,3 +443,8 @@ def test_the_panel_is_importable_as_documented():
     import ipyg4f
 
     assert ipyg4f.ChatPanel is ChatPanel
+
+
+async def test_clearing_the_default_provider_shows_what_cells_will_use(panel, chat):
+    chat.config.provider = ""  # %config ChatConfig.provider = ""
+    assert panel.provider.value == chat.provider_setting() != "OpenAI"
