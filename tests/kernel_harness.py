@@ -74,7 +74,7 @@ class Kernel:
         self.pending[ex.msg_id] = ex
         return ex
 
-    def _pump_iopub(self, timeout: float) -> dict | None:
+    def pump_iopub(self, timeout: float) -> dict | None:
         try:
             msg = self.kc.get_iopub_msg(timeout=timeout)
         except queue.Empty:
@@ -94,7 +94,7 @@ class Kernel:
                 if predicate(m):
                     return m
             seen = len(ex.messages)
-            self._pump_iopub(0.2)
+            self.pump_iopub(0.2)
         raise TimeoutError(f"no matching message for {ex.msg_id} within {timeout} s")
 
     def wait(self, ex: Execution, timeout: float = 60) -> Execution:

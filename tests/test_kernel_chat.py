@@ -390,7 +390,7 @@ def test_the_panel_keeps_streaming_while_a_long_cell_runs(kernel, server, monkey
     import time
 
     seen: list[tuple[float, dict]] = []  # every iopub message, whatever its parent, in arrival order
-    pump = kernel._pump_iopub
+    pump = kernel.pump_iopub
 
     def recording(timeout: float) -> dict | None:
         msg = pump(timeout)
@@ -398,7 +398,7 @@ def test_the_panel_keeps_streaming_while_a_long_cell_runs(kernel, server, monkey
             seen.append((time.monotonic(), msg))
         return msg
 
-    monkeypatch.setattr(kernel, "_pump_iopub", recording)
+    monkeypatch.setattr(kernel, "pump_iopub", recording)
     server.chunks = [f"word{i} " for i in range(40)]
     server.chunk_delay = 0.1  # a 4 s answer; the 3 s sleep below falls inside it
     t = thread()
