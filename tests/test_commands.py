@@ -172,3 +172,13 @@ def test_thinking_is_shown_apart_stored_apart_and_not_sent_back(ip, capsys):
     chat_cell(ip, "", "and of Italy?")
     sent = str(ScriptedProvider.requests[-1]["messages"])
     assert "Paris." in sent and "surely" not in sent
+
+
+def test_debug_says_what_the_provider_sent_that_was_not_shown(ip, capsys):
+    ScriptedProvider.enqueue(["shown", {"id": "chatcmpl-1"}, {"id": "chatcmpl-2"}])
+    assert chat_cell(ip, "--debug", "hi") is None
+    out = capsys.readouterr().out
+    assert "shown" in out and "ignored: dict x2" in out and "chatcmpl" not in out
+    ScriptedProvider.enqueue(["shown", {"id": "chatcmpl-3"}])
+    assert chat_cell(ip, "", "hi") is None
+    assert "ignored" not in capsys.readouterr().out  # only with --debug

@@ -33,3 +33,34 @@ def test_throttle_spaces_updates_by_rate_and_by_size():
     assert not throttle.ready() and abs(throttle.wait_time() - 0.05) < 1e-9
     now[0] = 0.55
     assert throttle.ready()
+
+
+def test_media_sources_and_login_links_are_rendered_safely():
+    from ipyg4f.events import LoginRequired, Media, Sources
+    from ipyg4f.render.html import extras_html
+    from ipyg4f.runner import Answer
+
+    answer = Answer("P")
+    for event in (Media("image", "https://example.test/a.png", 'a "plot"'),
+                  Media("image", "javascript:alert(1)"), Media("image", "data:image/png;base64,iVBOR"),
+                  Media("audio", "data:text/html,<script>x</script>"),
+                  Sources((("https://example.test/s", "<b>Source</b>"), ("javascript:alert(2)", "bad"))),
+                  LoginRequired("https://example.test/login", "Example")):
+        answer.feed(event)
+    html = extras_html(answer)
+    assert '<img src="https://example.test/a.png" alt="a &quot;plot&quot;"' in html
+    assert 'src="data:image/png;base64,iVBOR"' in html
+    assert "javascript:" not in html and "<script" not in html and "data:text/html" not in html
+    assert '<a href="https://example.test/s">&lt;b&gt;Source&lt;/b&gt;</a>' in html
+    assert '<a href="https://example.test/login">Example</a>' in html
+
+
+def test_thinking_is_open_only_while_it_is_all_there_is():
+    from ipyg4f.render import thinking_html
+
+    live = thinking_html("step **one**", open_=True, live=True)
+    assert live.startswith('<details class="ipyg4f-thinking" open') and "Thinking…" in live and "▌" in live
+    done = thinking_html("step **one**", open_=False)
+    assert done.startswith('<details class="ipyg4f-thinking" style') and "<strong>one</strong>" in done
+    assert thinking_html("", open_=True) == ""
+    assert "<script" not in thinking_html("<script>alert(1)</script>", open_=False)

@@ -448,3 +448,34 @@ def test_the_panel_is_importable_as_documented():
 async def test_clearing_the_default_provider_shows_what_cells_will_use(panel, chat):
     chat.config.provider = ""  # %config ChatConfig.provider = ""
     assert panel.provider.value == chat.provider_setting() != "OpenAI"
+
+
+async def test_thinking_streams_open_then_closes_when_the_answer_starts(make_panel, chat):
+    from fakes import Gate, ScriptedProvider
+    from ipyg4f.events import Reasoning, Usage
+
+    ScriptedProvider.reset()
+    register(ScriptedProvider, "Scripted")
+    try:
+        gate = Gate()
+        ScriptedProvider.enqueue([Reasoning("weighing "), Reasoning("options"), gate, "The answer.",
+                                  Usage(12, 3), FinishReason("stop")])
+        panel = make_panel()
+        panel.provider.value = "Scripted"
+        panel.prompt.value = "think first"
+        panel.send.click()
+        exchange = panel.current
+        await until(exchange.view, "value", lambda v: "options" in v)
+        assert '<details class="ipyg4f-thinking" open' in exchange.view.value  # all there is so far
+        assert "is thinking" in status_text(panel)
+        gate.open.set()
+        await ended(exchange)
+        final = exchange.view.value
+        assert '<details class="ipyg4f-thinking" style' in final and "weighing options" in final
+        assert final.index("ipyg4f-thinking") < final.index("The answer.")
+        assert "12 in / 3 out tokens" in final and "Scripted (scripted-1)" in final  # the footer
+        [stored] = chat.store.exchanges(chat.notebook, "default")
+        assert (stored.answer, stored.reasoning) == ("The answer.", "weighing options")
+    finally:
+        unregister("Scripted")
+        ScriptedProvider.reset()
