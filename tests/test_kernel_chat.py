@@ -435,3 +435,26 @@ def test_the_panel_keeps_streaming_while_a_long_cell_runs(kernel, server, monkey
     assert values[-1][0] > idle and 'data-status="ok"' in final and "word39" in final, final
     assert len(re.findall(r"word\d+", final)) == 40 and "tokens" in final  # the footer
     kernel.ok("_panel.close()")
+
+
+def test_gpt4free_custom_provider_in_a_cell(kernel, server):
+    """The real g4f package's Custom provider, named three ways, pointed at the local server."""
+    pytest.importorskip("g4f")
+    server.chunks = ["Hello ", "from ", "gpt4free"]
+    server.reasoning = ["Thinking ", "first."]
+    t = thread()
+    base = f"{server.base_url}/v1"
+    ex = kernel.run(f"%%chat -p Custom --base-url {base} -m test-model -c {t} -o g4f_answer\nsay hello")
+    assert ex.status == "ok", ex.text()
+    final = ex.final()
+    assert final["data"]["text/plain"] == "Hello from gpt4free"  # no JSON of the events
+    html = final["data"]["text/html"]
+    assert 'class="ipyg4f-thinking"' in html and "Thinking first." in html and "ipyg4f-footer" in html
+    assert final["metadata"]["ipyg4f"]["provider"] == "Custom"  # g4f's own report of who answered
+    assert kernel.ok("print(repr(g4f_answer))").stream().strip() == "'Hello from gpt4free'"
+    kernel.ok("%chat use -p g4f.Provider.Custom -m test-model")
+    server.chunks = ["again"]
+    again = kernel.run(f"%%chat --base-url {base} -c {t}\nonce more")
+    assert again.status == "ok" and again.final()["data"]["text/plain"] == "again", again.text()
+    assert "Thinking first." not in str(sent_messages(server))  # thinking is never sent back
+    kernel.ok("%chat use -p OpenAI")  # back to what the other tests expect
