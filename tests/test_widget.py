@@ -104,9 +104,13 @@ async def test_every_provider_is_listed_and_the_unusable_ones_are_marked(panel):
 async def test_models_of_an_openai_compatible_provider_are_fetched_without_blocking(
         make_panel, protocol_server):
     protocol_server.models = ["gpt-4o-mini", "served-a", "served-b"]
+    protocol_server.fault, protocol_server.fault_path = "stall", "/v1/models"  # the list is slow to come
     panel = make_panel()
-    # the dropdown is usable at once, with the provider's default; the fetch runs as a task
+    # the dropdown is usable at once, with the provider's default; the fetch runs in the background
+    assert await asyncio.to_thread(protocol_server.wait_stalled, 1, TIMEOUT)
     assert [v for _, v in panel.model.options] == ["gpt-4o-mini"]
+    protocol_server.fault = None
+    protocol_server.release_stall()
     await panel.join(timeout=TIMEOUT)
     assert [v for _, v in panel.model.options] == ["gpt-4o-mini", "served-a", "served-b"]
     assert "/v1/models" in protocol_server.paths()
