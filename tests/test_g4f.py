@@ -192,3 +192,16 @@ def test_a_g4f_object_whose_attributes_raise_cannot_crash_the_answer():
         unregister("YieldsBroken")
     assert (answer.status, answer.text) == ("ok", "kept and more")
     assert answer.ignored == {"Broken": 1}
+
+
+def test_a_g4f_transport_failure_reads_like_ours(custom):
+    answer, _ = run(custom, "test-model", base_url=f"{closed_port_url()}/v1")
+    assert answer.status == "error" and isinstance(answer.error, errors.ProviderConnectionError)
+    assert str(answer.error).startswith("cannot connect to 127.0.0.1:") and "network" in answer.error.hint
+
+
+def test_a_g4f_auth_failure_says_how_to_pass_a_key(custom, protocol_server):
+    protocol_server.fault = "http401"
+    answer, _ = run(custom, "test-model", base_url=f"{protocol_server.base_url}/v1")
+    assert answer.status == "error" and "needs a key" in str(answer.error)
+    assert "--api-key-env" in answer.error.hint

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from typing import Any, ClassVar
+
+from .. import errors
 
 from .base import OPTION_FLAGS, AsyncGeneratorProvider, Messages
 from .g4f_events import convert
@@ -90,19 +93,48 @@ class Foreign(AsyncGeneratorProvider):
             kwargs["api_base"] = kwargs.pop("base_url")  # gpt4free's spelling
         if not cls.takes_kwargs:
             kwargs = {k: v for k, v in kwargs.items() if k in cls.parameters}
-        result = _preset(cls.target, model).create_async_generator(model, messages, proxy=proxy, **kwargs)
-        if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
-            result = await result
-        if hasattr(result, "__aiter__"):
-            try:
-                async for item in result:
-                    yield convert(item)
-            finally:
-                aclose = getattr(result, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-        elif result is not None:
-            yield convert(result)
+        try:
+            result = _preset(cls.target, model).create_async_generator(model, messages, proxy=proxy, **kwargs)
+            if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
+                result = await result
+            if hasattr(result, "__aiter__"):
+                try:
+                    async for item in result:
+                        yield convert(item)
+                finally:
+                    aclose = getattr(result, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+            elif result is not None:
+                yield convert(result)
+        except Exception as exc:
+            mapped = _mapped_error(exc, cls.name)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+
+def _mapped_error(exc: Exception, name: str) -> errors.ProviderError | None:
+    """A foreign provider's transport or service failure as one of ours (None: leave it as it is)."""
+    aiohttp = sys.modules.get("aiohttp")
+    requests = sys.modules.get("requests")
+    kind = type(exc).__name__
+    if aiohttp is not None and isinstance(exc, aiohttp.ClientConnectorError):
+        return errors.ProviderConnectionError(f"cannot connect to {exc.host}:{exc.port}", provider=name)
+    if requests is not None and isinstance(exc, requests.exceptions.ConnectionError):
+        return errors.ProviderConnectionError(f"cannot connect ({kind})", provider=name)
+    if aiohttp is not None and isinstance(exc, aiohttp.ClientPayloadError):
+        return errors.StreamBrokenError("the answer was cut off: the connection closed before the end",
+                                        provider=name)
+    if not type(exc).__module__.startswith("g4f"):
+        return None
+    message = errors.describe(exc).partition(": ")[2] or kind
+    if kind == "MissingAuthError":
+        return errors.ProviderError(f"{name} needs a key: {message}", provider=name,
+                                    hint="pass its key with --api-key-env NAME (the variable that holds it)")
+    if kind == "RateLimitError":
+        return errors.RateLimitError(429, message, provider=name)
+    return errors.ProviderError(f"{name} failed: {message}", provider=name)
 
 
 _PRESET: dict[tuple[Any, str], Any] = {}
