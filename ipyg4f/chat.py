@@ -17,7 +17,9 @@ from .config import ChatConfig
 from .errors import describe
 
 if TYPE_CHECKING:  # imported lazily: loading the extension stays cheap
+    from .context import Attachment
     from .history import HistoryStore
+    from .displayed import DisplayCapture
     from .runner import Answer, ChatRequest
 
 
@@ -52,6 +54,7 @@ class Chat:
         self.notebook = notebook_key()
         self.cell_id: str | None = None
         self._store: HistoryStore | None = None
+        self.images: DisplayCapture | None = None  #: the images this shell displayed (``--image last``)
 
     # -- events --------------------------------------------------------------
     def pre_run_cell(self, info: Any) -> None:
@@ -93,9 +96,13 @@ class Chat:
 
     def request(self, prompt: str, *, cell_id: str, provider: str | None = None, model: str | None = None,
                 system: str | None = None, thread: str | None = None, temperature: float | None = None,
-                proxy: str | None = None, timeout: float | None = None,
-                extra: dict[str, Any] | None = None) -> tuple[ChatRequest, list[str]]:
-        """The request, and one-line notes for the user (options the provider ignores)."""
+                proxy: str | None = None, timeout: float | None = None, extra: dict[str, Any] | None = None,
+                attachments: list[Attachment] | None = None) -> tuple[ChatRequest, list[str]]:
+        """The request, and one-line notes for the user (options the provider ignores).
+
+        ``attachments`` go in the user's message, before the prompt (:func:`~ipyg4f.context.user_content`).
+        """
+        from .context import user_content
         from .runner import ChatRequest
 
         cls, model = self.resolve(provider, model)
@@ -106,7 +113,7 @@ class Chat:
         for ex in self.store.context(self.notebook, self.thread_name(thread), cell_id,
                                      limit=self.config.max_context):
             messages.extend(ex.as_messages())
-        messages.append({"role": "user", "content": prompt})
+        messages.append({"role": "user", "content": user_content(prompt, attachments or [])})
         timeout = timeout or self.config.timeout
         kwargs: dict[str, Any] = {"timeout": timeout}
         if self.config.fallback and cls.name == "Fallback":
@@ -141,10 +148,12 @@ class Chat:
                 problems.append(f"ChatConfig.provider_options: ${variable} (the key of {name}) is not set")
         return out, problems
 
-    def record(self, prompt: str, answer: Answer, *, cell_id: str, thread: str | None = None) -> str:
+    def record(self, prompt: str, answer: Answer, *, cell_id: str, thread: str | None = None,
+               context: str = "") -> str:
         """Store the exchange; returns a note when it could not be stored (the answer stays on screen).
 
-        A failed re-run that produced nothing keeps the cell's earlier answer.
+        A failed re-run that produced nothing keeps the cell's earlier answer.  ``context`` is the
+        attachments' block that was sent before the prompt.
         """
         from .http import redact
 
@@ -156,7 +165,7 @@ class Chat:
             self.store.record(self.notebook, thread, cell_id, prompt, answer.text,
                               provider=answer.provider, model=answer.model, status=answer.status,
                               error=redact(describe(answer.error)) if answer.error else "",
-                              reasoning=answer.reasoning)
+                              reasoning=answer.reasoning, context=context)
         except Exception as exc:  # a full disk or a locked file must not lose the answer on screen
             return f"not saved to history: {redact(describe(exc))}"
         return ""
@@ -187,6 +196,10 @@ def get_chat(shell: Any = None) -> Chat:
         shell.configurables.append(config)
         chat = Chat(shell, config)
         shell.events.register("pre_run_cell", chat.pre_run_cell)
+        from .displayed import DisplayCapture
+
+        chat.images = DisplayCapture(shell)
+        chat.images.install()  # --image last; removed by detach()
         _chats[id(shell)] = chat
     return _chats[id(shell)]
 
@@ -197,6 +210,8 @@ def detach(shell: Any) -> None:
     if chat is None:
         return
     shell.events.unregister("pre_run_cell", chat.pre_run_cell)
+    if chat.images is not None:
+        chat.images.remove()
     if chat.config in shell.configurables:
         shell.configurables.remove(chat.config)
     chat.close()

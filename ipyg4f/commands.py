@@ -42,7 +42,53 @@ def _api_key(name: str | None) -> str | None:
     return key
 
 
+def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
+    """What ``--with``, ``--error`` and ``--image`` name, evaluated now; a problem is a UsageError."""
+    from .context import ContextError, attach, last_error, split_exprs
+    from .template import user_namespace
+
+    images = getattr(args, "image", None) or []
+    if images and not cls.accepts_images(model):
+        which = f"{cls.name} model {model!r}" if cls.supports_images else cls.name
+        listed = f" (models that do: {', '.join(sorted(cls.vision_models))})" if cls.supports_images else ""
+        raise UsageError(f"{which} does not take images{listed}; choose one that does, e.g. -p OpenAI "
+                         "(nothing was sent)")
+    namespace, budget = user_namespace(chat.shell), chat.config.context_budget
+    try:
+        found = [a for spec in getattr(args, "with_", None) or [] for a in attach(split_exprs(spec), namespace, budget)]
+        if getattr(args, "error", False):
+            found.append(last_error(chat.shell, budget))
+        if images:
+            from .images import attach_image, image_names
+
+            found += [attach_image(expr, namespace, chat.images) for spec in images for expr in image_names(spec)]
+    except ContextError as exc:
+        raise UsageError(f"{exc} (nothing was sent)") from None
+    return found
+
+
+def _show_request(request: Any, attachments: list[Any]) -> None:
+    """--dry-run: the messages that would be sent (image data shortened), as JSON."""
+    import json
+
+    from IPython.display import display
+
+    def shorten(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: shorten(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [shorten(v) for v in value]
+        if isinstance(value, str) and value.startswith("data:image/") and len(value) > 80:
+            return f"{value[:60]}…({len(value):,} characters)"
+        return value
+
+    body = json.dumps({"model": request.model, "messages": shorten(request.messages)}, indent=2, ensure_ascii=False)
+    text = f"not sent (--dry-run) to {request.provider_name}:\n{body}"
+    display({"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}, raw=True)
+
+
 def run_cell(chat: Chat, args: Any, cell: str) -> None:
+    from .context import context_block
     from .render import CellRenderer, TerminalRenderer, code_block, failure_lines, outcome
     from .runner import Answer, run_blocking
     from .template import fill_template, user_namespace
@@ -56,27 +102,32 @@ def run_cell(chat: Chat, args: Any, cell: str) -> None:
         raise UsageError(f"unknown format {fmt!r} (ChatConfig.format): use markdown, text or code")
     if args.max_tokens is not None and args.max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, not {args.max_tokens}")
-    _resolve_or_usage(chat, args.provider, args.model)  # a user error changes nothing, not even --new
+    cls, model = _resolve_or_usage(chat, args.provider, args.model)  # a user error changes nothing, not even --new
+    attachments = _attachments(chat, args, cls, model)  # evaluated on every run: the data may have changed
     extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key": _api_key(args.api_key_env)}
     cell_id = chat.new_cell_id()
-    if args.new:
+    dry_run = getattr(args, "dry_run", False)
+    if args.new and not dry_run:
         chat.store.reset(chat.notebook, chat.thread_name(args.thread))
     request, notes = chat.request(prompt, cell_id=cell_id, provider=args.provider, model=args.model,
                                   system=args.system, thread=args.thread, temperature=args.temperature,
-                                  proxy=args.proxy, timeout=args.timeout, extra=extra)
+                                  proxy=args.proxy, timeout=args.timeout, extra=extra, attachments=attachments)
+    if dry_run:
+        return _show_request(request, attachments)
     answer = Answer(request.provider_name, request.model)
     answer.notes.extend(notes)
     label = f"{request.provider_name} ({request.model})" if request.model else request.provider_name
     if in_kernel(shell):
         renderer = CellRenderer(label, fmt=fmt, rate=config.updates_per_second,
                                 metadata={"provider": request.provider_name, "model": request.model,
-                                          "thread": chat.thread_name(args.thread)})
+                                          "thread": chat.thread_name(args.thread)}, attachments=attachments)
     else:
-        renderer = TerminalRenderer(label)
+        renderer = TerminalRenderer(label, attachments=attachments)
     run_blocking(request, answer, renderer)
     if answer.ignored and (args.debug or config.show_traceback):
         answer.notes.append("ignored: " + ", ".join(f"{k} x{n}" for k, n in answer.ignored.items()))
-    result = outcome(answer, chat.record(prompt, answer, cell_id=cell_id, thread=args.thread))
+    result = outcome(answer, chat.record(prompt, answer, cell_id=cell_id, thread=args.thread,
+                                         context=context_block(attachments)))
     renderer.finish(answer, result)
     if args.out:
         shell.user_ns[args.out] = answer.text
@@ -207,6 +258,17 @@ def cmd_use(chat: Chat, args: Any) -> None:
     print(f"default: {cls.name}" + (f" ({model})" if model else ""))
 
 
+#: what %chat fix asks (the error itself goes with it as an attachment)
+FIX_PROMPT = ("Explain the error attached above in two or three sentences, then propose a fix: "
+              "the corrected code of the cell that raised, in one Python code block.")
+
+
+def cmd_fix(chat: Chat, args: Any) -> None:
+    """Ask the current provider to explain the last error and fix it; ``-f code`` offers the fix as the next cell."""
+    args.error, args.raw = True, True
+    return run_cell(chat, args, FIX_PROMPT)
+
+
 def cmd_panel(chat: Chat, args: Any) -> Any:
     from .panel import ChatPanel
 
@@ -214,4 +276,4 @@ def cmd_panel(chat: Chat, args: Any) -> Any:
 
 
 COMMANDS = {"providers": cmd_providers, "models": cmd_models, "history": cmd_history, "threads": cmd_threads,
-            "reset": cmd_reset, "use": cmd_use, "panel": cmd_panel}
+            "reset": cmd_reset, "use": cmd_use, "panel": cmd_panel, "fix": cmd_fix}

@@ -43,6 +43,8 @@ class ChatConfig(Configurable):
     format = Unicode("markdown", help="Default answer format: markdown, text or code.").tag(config=True)
     thread = Unicode("default", help="Default conversation thread (-c).").tag(config=True)
     max_context = Int(50, help="Most earlier exchanges sent as context (0: none).").tag(config=True)
+    context_budget = Int(4000, help="Most characters of each --with / --error description; a longer "
+                                    "one is cut and says where.").tag(config=True)
     updates_per_second = Float(20.0, help="Most display updates per second while streaming.").tag(config=True)
     history_path = Unicode("", help="History database; empty: <data dir>/history.sqlite3.").tag(config=True)
     show_traceback = Bool(False, help="Show full tracebacks of provider failures (like --debug).").tag(config=True)

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS exchange (
     created   REAL NOT NULL,
     updated   REAL NOT NULL,
     archived  INTEGER NOT NULL DEFAULT 0,
-    reasoning TEXT NOT NULL DEFAULT ''
+    reasoning TEXT NOT NULL DEFAULT '',
+    context   TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS exchange_cell
     ON exchange (notebook, thread, cell_id) WHERE archived = 0;
@@ -49,6 +50,40 @@ CREATE INDEX IF NOT EXISTS exchange_order ON exchange (notebook, thread, archive
 
 #: statuses of an exchange
 OK, INTERRUPTED, ERROR = "ok", "interrupted", "error"
+
+#: one row per item a batch (``ipyg4f.map``) has sent: the key is a hash of everything that
+#: decides the answer (filled prompt, provider, model, system prompt, parameters)
+BATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batch_result (
+    key       TEXT PRIMARY KEY,
+    prompt    TEXT NOT NULL,
+    answer    TEXT NOT NULL DEFAULT '',
+    provider  TEXT NOT NULL DEFAULT '',
+    model     TEXT NOT NULL DEFAULT '',
+    status    TEXT NOT NULL DEFAULT 'ok',
+    error     TEXT NOT NULL DEFAULT '',
+    elapsed   REAL NOT NULL DEFAULT 0,
+    updated   REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One stored batch item: ``status`` is ``ok`` or ``error`` (``error`` says why)."""
+
+    key: str
+    prompt: str
+    answer: str
+    provider: str = ""
+    model: str = ""
+    status: str = OK
+    error: str = ""
+    elapsed: float = 0.0
+    updated: float = 0.0
+
+
+_BATCH_COLUMNS = "key, prompt, answer, provider, model, status, error, elapsed, updated"
 
 
 @dataclass(frozen=True)
@@ -66,15 +101,18 @@ class Exchange:
     created: float = 0.0
     updated: float = 0.0
     reasoning: str = ""  #: the model's thinking: shown, kept, never sent back as context
+    context: str = ""  #: the attachments' block sent before the prompt (--with, --error; images named only)
 
     def as_messages(self) -> Messages:
-        out: Messages = [{"role": "user", "content": self.prompt}]
+        content = f"{self.context}\n\n{self.prompt}" if self.context else self.prompt
+        out: Messages = [{"role": "user", "content": content}]
         if self.answer:
             out.append({"role": "assistant", "content": self.answer})
         return out
 
 
-_COLUMNS = "notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, created, updated, reasoning"
+_COLUMNS = ("notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, created, updated, "
+            "reasoning, context")
 
 
 class HistoryStore:
@@ -89,10 +127,12 @@ class HistoryStore:
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + BATCH_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(exchange)")}
         if "reasoning" not in columns:  # a history file from before thinking was kept
             self._db.execute("ALTER TABLE exchange ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''")
+        if "context" not in columns:  # a history file from before attachments were kept
+            self._db.execute("ALTER TABLE exchange ADD COLUMN context TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -101,7 +141,7 @@ class HistoryStore:
     # -- writes ------------------------------------------------------------
     def record(self, notebook: str, thread: str, cell_id: str, prompt: str, answer: str, *,
                provider: str = "", model: str = "", status: str = OK, error: str = "",
-               reasoning: str = "") -> Exchange:
+               reasoning: str = "", context: str = "") -> Exchange:
         """Store a cell's exchange, replacing the one that cell stored before."""
         now = time.time()
         with self._lock, self._db:
@@ -113,19 +153,20 @@ class HistoryStore:
                 seq, created = row
                 self._db.execute(
                     "UPDATE exchange SET prompt=?, answer=?, provider=?, model=?, status=?, error=?, updated=?,"
-                    " reasoning=? WHERE notebook=? AND thread=? AND cell_id=? AND archived=0",
-                    (prompt, answer, provider, model, status, error, now, reasoning, notebook, thread, cell_id))
+                    " reasoning=?, context=? WHERE notebook=? AND thread=? AND cell_id=? AND archived=0",
+                    (prompt, answer, provider, model, status, error, now, reasoning, context, notebook, thread,
+                     cell_id))
             else:
                 seq = self._db.execute(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM exchange WHERE notebook=? AND thread=?",
                     (notebook, thread)).fetchone()[0]
                 created = now
                 self._db.execute(
-                    f"INSERT INTO exchange ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO exchange ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, now, now,
-                     reasoning))
+                     reasoning, context))
         return Exchange(notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error,
-                        created, now, reasoning)
+                        created, now, reasoning, context)
 
     def reset(self, notebook: str, thread: str) -> int:
         """Archive a thread's exchanges (kept on disk, no longer used); returns how many."""
@@ -173,6 +214,26 @@ class HistoryStore:
         """``"ok"``, or what SQLite found wrong (``quick``: skip the index cross-checks)."""
         with self._lock:
             return self._db.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchone()[0]
+
+    # -- batch results (ipyg4f.map) ------------------------------------------
+    def batch_get(self, key: str) -> BatchRow | None:
+        """The stored result of one batch item, if any."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {_BATCH_COLUMNS} FROM batch_result WHERE key=?", (key,)).fetchone()
+        return BatchRow(*row) if row else None
+
+    def batch_put(self, row: BatchRow) -> None:
+        """Store (or replace) one batch item's result, in its own transaction."""
+        with self._lock, self._db:
+            self._db.execute(f"INSERT OR REPLACE INTO batch_result ({_BATCH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                             (row.key, row.prompt, row.answer, row.provider, row.model, row.status,
+                              row.error, row.elapsed, row.updated or time.time()))
+
+    def batch_count(self, status: str | None = None) -> int:
+        """How many batch items are stored (with that status)."""
+        where, args = ("WHERE status=?", (status,)) if status else ("", ())
+        with self._lock:
+            return self._db.execute(f"SELECT COUNT(*) FROM batch_result {where}", args).fetchone()[0]
 
 
 def open_store(path: Path, warn=None) -> HistoryStore:

@@ -11,7 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .chat import Chat, detach, get_chat
 from .config import FORMATS
 
-SUBCOMMANDS = ("providers", "models", "history", "threads", "reset", "use", "panel")
+SUBCOMMANDS = ("providers", "models", "history", "threads", "reset", "use", "panel", "fix")
 
 
 @magics_class
@@ -35,10 +35,16 @@ class ChatMagics(Magics):
     @argument("--api-key-env", metavar="NAME", help="read the API key from this environment variable")
     @argument("-o", "--out", metavar="VAR", help="also store the answer text in this variable")
     @argument("-r", "--raw", action="store_true", help="send the body as written (no {name} filling)")
+    @argument("--with", dest="with_", action="append", metavar="EXPR[,EXPR...]",
+              help="attach a typed description of each value: df, model.coef_, Out[3], data['train']")
+    @argument("--error", action="store_true", help="attach the last error (type, message, your frames, the cell)")
+    @argument("--image", action="append", metavar="EXPR",
+              help="attach an image: a Figure, PIL image, PNG/JPEG bytes, a path, Out[n], or last")
+    @argument("--dry-run", action="store_true", help="show the messages that would be sent; send nothing")
     @argument("--debug", action="store_true", help="show the full traceback of a failure")
     @argument("--last", type=int, default=50, metavar="N", help="line mode: %%chat history shows the last N (0: all)")
     @argument("command", nargs="*", help="line mode: providers | models [-p P] | history [-c NAME] | "
-                                          "threads | reset [-c NAME] | use -p P [-m M] | panel")
+                                          "threads | reset [-c NAME] | use -p P [-m M] | panel | fix [-f code]")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None):
         """Chat with a language model.
@@ -52,7 +58,11 @@ class ChatMagics(Magics):
 
             %chat providers      %chat models -p OpenAI     %chat history [-c NAME]
             %chat threads        %chat reset -c NAME        %chat use -p OpenAI -m M
-            %chat panel
+            %chat panel          %chat fix [-f code]  (explain the last error, propose a fix)
+
+        Context: ``--with df,model.coef_`` attaches typed descriptions of values,
+        ``--error`` the last error, ``--image last`` the last plot shown; the
+        answer lists what was sent.
         """
         from . import commands  # here, not at the top: %load_ext stays cheap
 

@@ -14,7 +14,7 @@ Role = Literal["system", "user", "assistant"]
 
 class Message(TypedDict):
     role: str
-    content: str
+    content: str | list[dict[str, Any]]  #: a list of OpenAI content parts when images go with the text
 
 
 Messages = list[Message]

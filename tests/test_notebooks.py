@@ -101,3 +101,34 @@ def test_secrets_reach_no_output_saved_notebook_history_or_log(via_server, kerne
         if name != "saved notebook":  # the cell that defines the proxy variable shows it, as typed
             assert password.encode() not in blob, name
     assert password not in "".join(texts[2:])
+
+
+def test_context_notebook_sends_what_it_names(via_server):
+    pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    nb = execute_notebook(NOTEBOOKS / "context.ipynb", timeout=120)
+    texts = outputs(nb)
+    chats = [r.json["messages"] for r in via_server.requests if r.path.endswith("/completions")]
+    assert len(chats) == 2, "the Local image cell and the dry run send nothing"
+    with_df = chats[0][-1]["content"]
+    assert '<attachment name="df" kind="DataFrame">' in with_df and "'temp': float64, 1 null" in with_df
+    assert with_df.endswith("Which city is the warmest?")
+    fix = chats[1][-1]["content"]
+    assert "ZeroDivisionError: float division by zero" in fix and "(len(temps) - 3)" in fix
+    assert "Local does not take images" in texts[6] and "nothing was sent" in texts[6]
+    assert "not sent (--dry-run) to OpenAI" in texts[7] and '"type": "image_url"' in texts[7]
+    assert "data:image/png;base64," in texts[7]
+    html = [o.get("data", {}).get("text/html", "") for o in nb.cells[4].outputs]
+    assert any('<details class="ipyg4f-context"' in h and "<code>df</code> — DataFrame" in h for h in html)
+
+
+@pytest.mark.local_model
+@local_model
+def test_context_notebook_runs_offline_with_the_bundled_model(kernel_env, monkeypatch):
+    pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    monkeypatch.delenv("IPYG4F_PROVIDER", raising=False)
+    nb = execute_notebook(NOTEBOOKS / "context.ipynb", timeout=300)
+    texts = outputs(nb)
+    assert "Local does not take images" in texts[6]
+    assert "data:image/png;base64," in texts[7]

@@ -421,7 +421,8 @@ async def test_a_401_hint_names_the_variable_the_provider_reads(api, monkeypatch
 def test_every_provider_declares_the_options_it_honours():
     from ipyg4f.providers.base import OPTION_FLAGS
 
-    expected = {"proxy", "base_url", "api_key", "temperature", "max_tokens", "top_p", "stop", "seed"}
+    expected = {"proxy", "base_url", "api_key", "temperature", "max_tokens", "top_p", "stop", "seed",
+                "response_format"}
     for provider, _ in KEY_VARS:
         assert provider.options == expected
         assert provider.options <= OPTION_FLAGS.keys()

@@ -44,6 +44,7 @@ OPTION_FLAGS: dict[str, str] = {
     "top_p": "top_p",
     "stop": "stop",
     "seed": "seed",
+    "response_format": "--json",  # {"type": "json_object"}: sent by batches that want JSON (ipyg4f.batch)
 }
 
 
@@ -71,6 +72,11 @@ class AsyncGeneratorProvider:
     ``options``
         the request options of :data:`OPTION_FLAGS` this provider honours; the
         cell says so when the user sets one it ignores.
+    ``supports_images``, ``vision_models``
+        the protocol carries images as OpenAI ``image_url`` content parts (a
+        user message's ``content`` is then a list of parts); when
+        ``vision_models`` is not empty, only those models take them.  Images
+        are refused before anything is sent to a provider or model that does not.
     """
 
     name: ClassVar[str] = "AsyncGeneratorProvider"
@@ -85,6 +91,8 @@ class AsyncGeneratorProvider:
     models: ClassVar[list[str]] = []
     model_aliases: ClassVar[dict[str, str]] = {}
     options: ClassVar[frozenset[str]] = frozenset({"proxy"})
+    supports_images: ClassVar[bool] = False
+    vision_models: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -136,6 +144,11 @@ class AsyncGeneratorProvider:
     def lists_models_remotely(cls) -> bool:
         """True when :meth:`list_models` asks the service (worth doing only when it is set up)."""
         return cls.list_models.__func__ is not AsyncGeneratorProvider.list_models.__func__
+
+    @classmethod
+    def accepts_images(cls, model: str | None) -> bool:
+        """True when ``model`` of this provider takes image parts (see ``supports_images``)."""
+        return cls.supports_images and (not cls.vision_models or cls.get_model(model) in cls.vision_models)
 
     @classmethod
     def ignored_options(cls, given: dict[str, Any]) -> list[str]:

@@ -39,7 +39,7 @@ from .base import AsyncGeneratorProvider, AsyncResult, Event, FinishReason, Mess
 
 __all__ = ["OpenAICompatible", "Ollama", "VLLM", "LlamaCppServer", "ThinkSplitter"]
 
-_KWARGS = ("temperature", "max_tokens", "top_p", "stop", "seed")
+_KWARGS = ("temperature", "max_tokens", "top_p", "stop", "seed", "response_format")
 #: the delta fields that carry reasoning, by the servers that use them
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
 #: what a 400 says when the prompt does not fit (llama.cpp; OpenAI and vLLM)
@@ -67,6 +67,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
     default_model = "gpt-4o-mini"
     models: ClassVar[list[str]] = []  # any name is passed through; see list_models()
     options = frozenset({"proxy", "base_url", "api_key", *_KWARGS})
+    #: image_url content parts; any model may take them (the server says when one does not)
+    supports_images = True
 
     @classmethod
     def resolve_base_url(cls, base_url: str | None = None) -> str:

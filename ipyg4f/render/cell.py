@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .html import answer_bundle, extras_html, line_html, live_html, thinking_html
-from .outcome import Outcome, footer
+from .html import answer_bundle, context_html, extras_html, line_html, live_html, thinking_html
+from .outcome import Outcome, context_summary, footer
 from .stream import StreamRenderer
 
 
@@ -15,15 +15,19 @@ class CellRenderer(StreamRenderer):
 
     ``text/plain`` and ``text/markdown`` hold the answer itself (what ``-o``
     stores); the thinking block, notes and the footer are in ``text/html`` and
-    in the output's ``ipyg4f`` metadata.
+    in the output's ``ipyg4f`` metadata.  What was attached (``--with``,
+    ``--error``, ``--image``) is listed above the answer in a collapsed block.
     """
 
     def __init__(self, label_: str, *, fmt: str = "markdown", rate: float = 20.0,
-                 metadata: dict[str, Any] | None = None):
+                 metadata: dict[str, Any] | None = None, attachments: list[Any] | None = None):
         super().__init__(rate)
         self.label = label_
         self.fmt = fmt
         self.metadata = metadata or {}
+        if attachments:
+            self.metadata["context"] = [{"name": a.name, "kind": a.kind, "size": a.size} for a in attachments]
+        self.context = context_html(attachments or [])
         self.handle = None
 
     def _meta(self, status: str, **extra: Any) -> dict[str, Any]:
@@ -34,7 +38,7 @@ class CellRenderer(StreamRenderer):
 
         super().start(answer)
         waiting = f"waiting for {self.label}…"
-        self.handle = display({"text/plain": waiting, "text/html": line_html(waiting)},
+        self.handle = display({"text/plain": waiting, "text/html": self.context + line_html(waiting)},
                               raw=True, display_id=True, metadata=self._meta("waiting"))
 
     def draw(self, answer: Any) -> int:
@@ -43,7 +47,7 @@ class CellRenderer(StreamRenderer):
             body = thinking_html(answer.reasoning, open_=False) + live_html(text)
         else:  # only thinking so far: show it open, streaming
             body = thinking_html(answer.reasoning, open_=True, live=True)
-        self.handle.update({"text/plain": text + " ▌", "text/html": body}, raw=True,
+        self.handle.update({"text/plain": text + " ▌", "text/html": self.context + body}, raw=True,
                            metadata=self._meta("streaming"))
         return len(text) + len(answer.reasoning)
 
@@ -52,7 +56,7 @@ class CellRenderer(StreamRenderer):
         self._dirty = False
         bundle = answer_bundle(answer.text, self.fmt)
         note = outcome.note
-        html = thinking_html(answer.reasoning, open_=False) + bundle["text/html"] + extras_html(answer)
+        html = self.context + thinking_html(answer.reasoning, open_=False) + bundle["text/html"] + extras_html(answer)
         if note:
             html += line_html(note, outcome.tone)
             bundle["text/plain"] = f"{bundle['text/plain']}\n[{note}]" if answer.text else f"[{note}]"
@@ -74,12 +78,18 @@ class CellRenderer(StreamRenderer):
 class TerminalRenderer(StreamRenderer):
     """Terminal IPython: print new text as it comes (no display ids there)."""
 
-    def __init__(self, label_: str, **_: Any):
+    def __init__(self, label_: str, attachments: list[Any] | None = None, **_: Any):
         super().__init__(rate=0)
         self.label = label_
         self.out = sys.stdout
         self.shown = 0
         self.thinking_shown = 0
+        self.context = context_summary(attachments or [])
+
+    def start(self, answer: Any) -> None:
+        super().start(answer)
+        if self.context:
+            self.out.write(f"[{self.context}]\n")
 
     def draw(self, answer: Any) -> int:
         if not answer.text and len(answer.reasoning) > self.thinking_shown:  # thinking, dimmed

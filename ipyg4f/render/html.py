@@ -122,3 +122,18 @@ def extras_html(answer: Any) -> str:
         parts.append(f'<div class="ipyg4f-login"><a href="{html.escape(answer.login.url, quote=True)}">'
                      f"{label}</a></div>")
     return "".join(parts)  # safe by construction: escaped text and attributes, known URL schemes only
+
+
+def context_html(attachments: list[Any]) -> str:
+    """The collapsed "context sent" block: each attachment, its kind and size, and the text that was sent."""
+    if not attachments:
+        return ""
+    items = []
+    for a in attachments:
+        sent = (f'<pre class="ipyg4f-text" style="white-space: pre-wrap;max-height:20em;overflow:auto">'
+                f"{html.escape(a.text)}</pre>") if a.text else ""
+        items.append(f"<li><code>{html.escape(a.name)}</code> — {html.escape(a.kind)}, {html.escape(a.size)}"
+                     f"{sent}</li>")
+    count = f"{len(attachments)} attachment" + ("s" if len(attachments) != 1 else "")
+    return (f'<details class="ipyg4f-context" style="margin-bottom:0.5em;color:{COLOURS["info"]}">'
+            f"<summary>context sent: {count}</summary><ul>{''.join(items)}</ul></details>")

@@ -130,3 +130,10 @@ def final_status(answer: Any, result: Outcome) -> str:
         return f"⚠ {who} sent an empty answer ({seconds:.1f} s)"
     done = f"✔ {who} answered in {seconds:.1f} s ({answer.chunks} chunks)"
     return f"{done} — {result.note}" if result.note else done
+
+
+def context_summary(attachments: list[Any]) -> str:
+    """One line naming what was sent besides the prompt (empty when nothing was)."""
+    if not attachments:
+        return ""
+    return "context sent: " + "; ".join(f"{a.name} ({a.kind}, {a.size})" for a in attachments)
