@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+#: ``ipyg4f.map`` and ``ipyg4f.amap`` (batch prompting) load lazily too; they are not in
+#: ``__all__`` so that ``from ipyg4f import *`` never hides the builtin ``map``
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "ChatPanel"]
 
 
@@ -28,4 +30,8 @@ def __getattr__(name):
         from .panel import ChatPanel
 
         return ChatPanel
+    if name in ("map", "amap"):  # batch prompting: ipyg4f.map(template, data, ...)
+        from . import batch
+
+        return getattr(batch, name)
     raise AttributeError(name)

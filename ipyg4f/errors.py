@@ -30,6 +30,8 @@ class HTTPStatusError(ProviderError):
     """The server answered with an HTTP error status."""
 
     hint = "the service may be down; try another provider (-p)"
+    #: seconds the server asked the client to wait (its ``Retry-After`` header), when it said
+    retry_after: float | None = None
 
     def __init__(self, status: int, body: str = "", *, url: str = "", provider: str | None = None,
                  message: str | None = None):

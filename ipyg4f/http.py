@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextvars
 import json
 import re
 from contextlib import asynccontextmanager
@@ -96,7 +97,32 @@ def session(headers: dict[str, str] | None = None, *, timeout: float | None = No
         connect=connect_timeout or CONNECT_TIMEOUT,
         sock_read=timeout or READ_TIMEOUT,
     )
+    pool = _POOL.get()
+    if pool is not None and not pool.closed and "connector" not in kwargs:
+        kwargs.update(connector=pool, connector_owner=False)
     return aiohttp.ClientSession(headers=headers, timeout=client_timeout, **kwargs)
+
+
+#: the connection pool that sessions share inside :func:`pooled` (None: each session has its own)
+_POOL: contextvars.ContextVar[Any] = contextvars.ContextVar("ipyg4f_http_pool", default=None)
+
+
+@asynccontextmanager
+async def pooled() -> AsyncIterator[None]:
+    """Inside this block (and the tasks it starts) every :func:`session` shares one connection pool.
+
+    A batch of requests then reuses kept-alive connections instead of opening one
+    per request.  The pool is closed when the block ends.
+    """
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=0)  # the caller bounds its concurrency
+    token = _POOL.set(connector)
+    try:
+        yield
+    finally:
+        _POOL.reset(token)
+        await connector.close()
 
 
 # --- error mapping -----------------------------------------------------------
@@ -154,11 +180,30 @@ def status_error(status: int, body: str, *, headers: Any = None, url: str = "",
     if status in (403, 429, 503) and is_cloudflare(body, headers):
         return errors.CloudflareError(status, excerpt(body), **kw)
     message = _error_message(body)
-    if status == 429:
-        return errors.RateLimitError(status, message, **kw)
     if status in (401, 403):
         return errors.AuthError(status, message, **kw)
-    return errors.HTTPStatusError(status, message, **kw)
+    cls = errors.RateLimitError if status == 429 else errors.HTTPStatusError
+    error = cls(status, message, **kw)
+    error.retry_after = retry_after(headers)
+    return error
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number of seconds or an HTTP date); None when absent or unreadable."""
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import datetime, timezone
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
 
 
 async def raise_for_status(response: "aiohttp.ClientResponse", provider: str | None = None) -> None:

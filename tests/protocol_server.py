@@ -38,6 +38,12 @@ Settings (plain attributes, read when a request arrives; :meth:`reset` restores 
 ``models``        what ``GET /v1/models`` lists
 ``api_key``       when set, ``/v1/*`` wants ``Authorization: Bearer <api_key>`` (else 401)
 ``ignore_stream`` the OpenAI endpoint answers JSON even when a stream was asked for
+``echo``          the OpenAI endpoint answers with the last message's content instead of ``answer``
+``latency``       seconds before a response starts: a number, or ``f(RecordedRequest) -> seconds``
+                  (per-request latencies; the server handles requests concurrently)
+``fault_match``   only requests whose body contains this text meet the fault (``None``: all)
+``fault_times``   only the next N requests that would meet the fault do (``None``: every one)
+``retry_after``   the ``Retry-After`` header of the http429/http500 faults (``None``: none)
 
 What ``POST /v1/chat/completions`` streams, like reasoning and other OpenAI-compatible
 servers (vLLM, llama.cpp, Ollama, DeepSeek) do; the JSON answer only follows ``finish_reason``:
@@ -156,6 +162,11 @@ _DEFAULTS: dict[str, Any] = {
     "completion_tokens": None,
     "reject_stream_options": False,
     "context_overflow": False,
+    "echo": False,
+    "latency": 0.0,
+    "fault_match": None,
+    "fault_times": None,
+    "retry_after": None,
 }
 
 
@@ -370,6 +381,14 @@ class ProtocolServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         rec = await self._record(request)
         s = self._settings(rec.path)
+        if s.fault and (self.fault_match is not None and self.fault_match.encode() not in rec.body
+                        or self.fault_times is not None and self.fault_times <= 0):
+            s.fault = None
+        elif s.fault and self.fault_times is not None:
+            self.fault_times -= 1
+        latency = s.latency(rec) if callable(s.latency) else s.latency
+        if latency:
+            await asyncio.sleep(latency)
         build = self._endpoints.get((rec.method, rec.path))
         if build is None:
             return web.Response(status=404, content_type="text/html",
@@ -427,7 +446,8 @@ class ProtocolServer:
                 401: {"message": f"Incorrect API key provided: {sent}.", "type": "invalid_request_error",
                       "code": "invalid_api_key"},
             }[status]
-            return web.json_response({"error": error}, status=status)
+            headers = {"retry-after": str(self.retry_after)} if self.retry_after is not None else None
+            return web.json_response({"error": error}, status=status, headers=headers)
         title = {500: "500 Internal Server Error", 404: "404 Not Found", 429: "429 Too Many Requests",
                  401: "401 Unauthorized"}[status]
         return web.Response(status=status, content_type="text/html",
@@ -514,6 +534,8 @@ class ProtocolServer:
     def _openai_chat(self, rec: RecordedRequest, s: Any) -> _Reply:
         body = rec.json if isinstance(rec.json, dict) else {}
         model = body.get("model", "")
+        if s.echo:
+            s.answer = str(((body.get("messages") or [{}])[-1] or {}).get("content", ""))
         if s.context_overflow:
             return _Reply("json", [_json(CONTEXT_OVERFLOW_ERROR)], "application/json", status=400)
         if s.reject_stream_options and "stream_options" in body:
