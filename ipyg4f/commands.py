@@ -87,6 +87,61 @@ def _show_request(request: Any, attachments: list[Any]) -> None:
     display({"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}, raw=True)
 
 
+def run_map(chat: Chat, args: Any, cell: str) -> Any:
+    """``%%chat --map EXPR``: the body once per item; answers to ``-o VAR`` and/or ``--into df["col"]``."""
+    from .batch import map as batch_map
+    from .context import ContextError, evaluate
+    from .template import user_namespace
+
+    namespace = user_namespace(chat.shell)
+    if args.jobs < 1 or args.retries < 0:
+        raise UsageError("-j must be at least 1 and --retries at least 0")
+    if not cell.strip():
+        raise UsageError("the cell is empty: write the template below the %%chat line ({item} is the item)")
+    try:
+        data = evaluate(args.map_, namespace)
+        schema = evaluate(args.schema, namespace) if args.schema else None
+        target = _into_target(args.into, namespace) if args.into else None
+    except ContextError as exc:
+        raise UsageError(str(exc)) from None
+    if isinstance(data, (str, bytes)):
+        raise UsageError(f"--map {args.map_}: a string is not a list of items (wrap it in a list)")
+    options = {"base_url": args.base_url, "api_key": _api_key(args.api_key_env)}
+    try:
+        result = batch_map(cell if args.raw else cell.strip(), data, chat=chat, provider=args.provider,
+                           model=args.model, system=args.system, temperature=args.temperature,
+                           max_tokens=args.max_tokens, timeout=args.timeout, proxy=args.proxy,
+                           concurrency=args.jobs, retries=args.retries, json=args.json, schema=schema,
+                           refresh=args.refresh, options={k: v for k, v in options.items() if v is not None})
+    except (UnknownProviderError, ModelNotFoundError, ValueError, TypeError) as exc:
+        raise UsageError(f"--map: {describe(exc)}") from None
+    if target is not None:
+        owner, key = target
+        if (args.json or schema is not None) and result.index is not None:
+            for column, values in result.to_frame(f"{key}.").items():
+                owner[column] = values
+        else:
+            owner[key] = result.to_series(str(key)) if result.index is not None else list(result)
+    if args.out:
+        chat.shell.user_ns[args.out] = result.to_series(args.out) if result.index is not None else result
+    return None
+
+
+def _into_target(spec: str, namespace: Any) -> tuple[Any, Any]:
+    """``df["label"]`` -> (df, "label"): where --into writes (a name, attribute or index, then [key])."""
+    import ast
+
+    from .context import ContextError, evaluate
+
+    try:
+        node = ast.parse(spec.strip(), mode="eval").body
+    except SyntaxError:
+        node = None
+    if not isinstance(node, ast.Subscript) or not isinstance(node.slice, ast.Constant):
+        raise ContextError(f"--into {spec}: write it as a column, e.g. df[\"label\"]")
+    return evaluate(ast.unparse(node.value), namespace), node.slice.value
+
+
 def run_cell(chat: Chat, args: Any, cell: str) -> None:
     from .context import context_block
     from .render import CellRenderer, TerminalRenderer, code_block, failure_lines, outcome

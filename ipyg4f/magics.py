@@ -41,6 +41,14 @@ class ChatMagics(Magics):
     @argument("--image", action="append", metavar="EXPR",
               help="attach an image: a Figure, PIL image, PNG/JPEG bytes, a path, Out[n], or last")
     @argument("--dry-run", action="store_true", help="show the messages that would be sent; send nothing")
+    @argument("--map", dest="map_", metavar="EXPR",
+              help="run the body once per item of EXPR (list, Series, DataFrame): {item}, {col}, {row.col}")
+    @argument("--into", metavar="TARGET", help='with --map: write the answers into a column, e.g. df["label"]')
+    @argument("-j", "--jobs", type=int, default=8, metavar="N", help="with --map: requests at once (default 8)")
+    @argument("--retries", type=int, default=2, metavar="N", help="with --map: tries more per failed item")
+    @argument("--json", action="store_true", help="with --map: ask for one JSON object per item, parsed")
+    @argument("--schema", metavar="EXPR", help="with --map: a JSON-schema dict or pydantic class to validate")
+    @argument("--refresh", action="store_true", help="with --map: ignore stored results, send every item")
     @argument("--debug", action="store_true", help="show the full traceback of a failure")
     @argument("--last", type=int, default=50, metavar="N", help="line mode: %%chat history shows the last N (0: all)")
     @argument("command", nargs="*", help="line mode: providers | models [-p P] | history [-c NAME] | "
@@ -71,6 +79,10 @@ class ChatMagics(Magics):
             return self._line(commands, args)
         if args.command:
             raise UsageError(f"unexpected words after %%chat options: {' '.join(args.command)!r}")
+        if args.map_:
+            return commands.run_map(self.state, args, cell)
+        if args.into or args.json or args.schema or args.refresh:
+            raise UsageError("--into, --json, --schema and --refresh go with --map EXPR")
         return commands.run_cell(self.state, args, cell)
 
     def _line(self, commands, args):

@@ -182,3 +182,63 @@ def test_debug_says_what_the_provider_sent_that_was_not_shown(ip, capsys):
     ScriptedProvider.enqueue(["shown", {"id": "chatcmpl-3"}])
     assert chat_cell(ip, "", "hi") is None
     assert "ignored" not in capsys.readouterr().out  # only with --debug
+
+
+class Shout(AsyncGeneratorProvider):
+    """Answers with the prompt in capitals (JSON when asked for JSON): order-independent, for --map."""
+
+    options = frozenset({"temperature", "max_tokens"})
+    calls: list[str] = []
+
+    @classmethod
+    async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
+        prompt = messages[-1]["content"]
+        cls.calls.append(prompt)
+        if "JSON" in (messages[0]["content"] if messages[0]["role"] == "system" else ""):
+            yield '```json\n{"shout": "%s", "size": %d}\n```' % (prompt.upper(), len(prompt))
+        else:
+            yield prompt.upper()
+
+
+@pytest.fixture
+def shout():
+    register(Shout)
+    Shout.calls = []
+    yield Shout
+    unregister("Shout")
+
+
+def test_map_runs_the_body_once_per_item_in_order(ip, shout, capsys):
+    ip.user_ns["words"] = ["alpha", "beta", "gamma", "delta"]
+    assert chat_cell(ip, "-p Shout --map words -o shouted -j 3", "say {item}") is None
+    assert list(ip.user_ns["shouted"]) == ["SAY ALPHA", "SAY BETA", "SAY GAMMA", "SAY DELTA"]
+    assert "4/4 answered" in capsys.readouterr().out
+    # a re-run sends only what is new: the rest comes from the store
+    ip.user_ns["words"] = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    Shout.calls = []
+    assert chat_cell(ip, "-p Shout --map words -o shouted", "say {item}") is None
+    assert Shout.calls == ["say epsilon"] and ip.user_ns["shouted"][-1] == "SAY EPSILON"
+
+
+def test_map_into_a_dataframe_column_and_json_fields(ip, shout):
+    pd = pytest.importorskip("pandas")
+    ip.user_ns["df"] = pd.DataFrame({"name": ["ann", "bob"], "city": ["Oslo", "Lima"]}, index=[10, 20])
+    assert chat_cell(ip, '-p Shout --map df --into df["greeting"]', "hi {name} from {row.city}") is None
+    df = ip.user_ns["df"]
+    assert list(df["greeting"]) == ["HI ANN FROM OSLO", "HI BOB FROM LIMA"] and list(df.index) == [10, 20]
+    assert chat_cell(ip, '-p Shout --map df --into df["j"] --json', "{name}") is None
+    assert list(ip.user_ns["df"]["j.shout"]) == ["ANN", "BOB"] and list(ip.user_ns["df"]["j.size"]) == [3, 3]
+
+
+@pytest.mark.parametrize("options, words", [
+    ("--map nothing_here", "'nothing_here' is not defined"),
+    ("--map words --into words", "write it as a column"),
+    ("--map words -j 0", "-j must be at least 1"),
+    ("--json", "go with --map"),
+    ("--map text", "a string is not a list of items"),
+])
+def test_map_user_errors_are_usage_errors(ip, shout, options, words):
+    ip.user_ns.update(words=["a"], text="abc")
+    error = chat_cell(ip, f"-p Shout {options}", "{item}")
+    assert isinstance(error, UsageError) and words in str(error), error
+    assert Shout.calls == []
