@@ -483,3 +483,27 @@ async def test_thinking_streams_open_then_closes_when_the_answer_starts(make_pan
     finally:
         unregister("Scripted")
         ScriptedProvider.reset()
+
+
+async def test_the_with_field_sends_values_as_context_and_shows_what_was_sent(make_panel, protocol_server, chat):
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    chat.shell = TerminalInteractiveShell.instance()
+    chat.shell.user_ns["scores"] = {"ann": 3, "bob": 5}
+    panel = make_panel()
+    await panel.join(timeout=TIMEOUT)
+    panel.with_.value = "scores, missing_name"
+    panel.prompt.value = "who scored most?"
+    panel.send.click()
+    assert panel.current is None and "missing_name&#x27; is not defined" in status_text(panel)
+    assert "ContextError" not in status_text(panel)
+    assert panel.prompt.value == "who scored most?"  # kept, nothing sent
+    panel.with_.value = "scores"
+    panel.send.click()
+    exchange = panel.current
+    await ended(exchange)
+    sent = protocol_server.requests[-1].json["messages"][-1]["content"]
+    assert "scores" in sent and "'bob': 5" in sent and sent.rstrip().endswith("who scored most?")
+    assert '<details class="ipyg4f-context"' in exchange.view.value and "scores" in exchange.view.value
+    [stored] = chat.store.exchanges(chat.notebook, "default")
+    assert "'bob': 5" in stored.context

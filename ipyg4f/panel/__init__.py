@@ -27,32 +27,19 @@ import ipywidgets as widgets
 
 from .. import providers as registry
 from ..chat import Chat, get_chat
+from ..context import ContextError, attach, context_block, split_exprs
 from ..errors import describe
 from ..http import redact
 from ..render import COLOURS, outcome
-from ..runner import LoopThread
+from ..template import user_namespace
+from .choice import DEFAULT_MODEL, ProviderChoice
 from .exchange import Exchange, exchange_view, final_html, stored_answer
 
 __all__ = ["ChatPanel", "Exchange"]
 
-#: longest wait for a provider's model list
-MODELS_TIMEOUT = 15.0
-#: the model option that means "the provider's own default"
-DEFAULT_MODEL = ""
 
 
-def _provider_label(info: registry.ProviderInfo) -> str:
-    """The provider dropdown's text: the name, and why it may not answer (listed, never hidden)."""
-    if info.error:
-        return f"{info.name} — unavailable"
-    if not info.working:
-        return f"{info.name} — not working"
-    if not info.available:
-        return f"{info.name} — not set up"
-    return info.name
-
-
-class ChatPanel(widgets.VBox):
+class ChatPanel(ProviderChoice, widgets.VBox):
     """Chat with a provider from a widget; see the module docstring and ``docs/panel.md``."""
 
     def __init__(self, chat: Chat | None = None, **kwargs: Any):
@@ -79,6 +66,9 @@ class ChatPanel(widgets.VBox):
                                                min=0.0, max=2.0, step=0.05, readout_format=".2f",
                                                disabled=config.temperature is None,
                                                layout=widgets.Layout(width="220px"))
+        self.with_ = widgets.Text(placeholder="df, model.coef_ (optional: values sent as context)",
+                                  description="With", layout=widgets.Layout(width="auto", flex="1"))
+        self.with_.add_class("ipyg4f-with")
         self.thread = widgets.Combobox(value=config.thread, options=self._thread_options(config.thread),
                                        description="Thread", ensure_option=False, continuous_update=False,
                                        layout=widgets.Layout(width="auto"))
@@ -110,6 +100,7 @@ class ChatPanel(widgets.VBox):
         rows = [
             widgets.HBox([self.provider, self.model, self.refresh]),
             widgets.HBox([self.system, self.use_temperature, self.temperature]),
+            widgets.HBox([self.with_]),
             widgets.HBox([self.thread, self.reset]),
             self.transcript,
             self.prompt,
@@ -126,89 +117,13 @@ class ChatPanel(widgets.VBox):
         self._show_status(f"ready — {self._choice_label()}", "info")
 
     # -- options ------------------------------------------------------------------
-    def _provider_options(self) -> list[tuple[str, str]]:
-        return [(_provider_label(info), name) for name, info in self._infos.items()]
-
-    def _canonical(self, name: str) -> str:
-        """A provider name as the dropdown spells it; an unlisted one (a class path...) is added."""
-        for known in self._infos:
-            if known.lower() == (name or "").lower():
-                name = known
-                break
-        else:
-            self._infos[name] = registry.describe(name)
-        if list(self._provider_options()) != list(self.provider.options):
-            with self._programmatic():
-                value = self.provider.value
-                self.provider.options = self._provider_options()
-                self.provider.value = value
-        return name
-
+    # -- options ------------------------------------------------------------------
     def _thread_options(self, current: str) -> list[str]:
         try:
             names = self.chat.store.threads(self.chat.notebook)
         except Exception:  # an unreadable history is shown by the first Send, not here
             names = []
         return list(dict.fromkeys([current or "default", "default", *names]))
-
-    def _choice_label(self) -> str:
-        cls = self._provider_class()
-        model = self.model.value or (cls.get_model(None) if cls is not None else "")
-        return f"{self.provider.value} ({model})" if model else str(self.provider.value)
-
-    def _provider_class(self) -> Any:
-        try:
-            return registry.get_provider(self.provider.value)
-        except Exception:
-            return None
-
-    def _set_models(self, models: list[str], prefer: str | None) -> None:
-        """Fill the model dropdown and select ``prefer`` (added when missing), else the default."""
-        cls = self._provider_class()
-        default = cls.default_model if cls is not None else ""
-        names = list(dict.fromkeys([m for m in [default, *models] if m]))
-        want = prefer if prefer else (default or DEFAULT_MODEL)
-        if want and want not in names:
-            names.append(want)
-        options = [(m + (" (default)" if m == default else ""), m) for m in names] or \
-            [("(provider default)", DEFAULT_MODEL)]
-        with self._programmatic():
-            self.model.options = options
-            self.model.value = want if want in names else options[0][1]
-
-    def refresh_models(self, prefer: str | None = None) -> concurrent.futures.Future | None:
-        """Show the provider's models; fetch them (``list_models()``) when it has no fixed list.
-
-        The fetch runs on the runner's loop thread; returns its future (None when nothing is fetched).
-        """
-        if prefer is None:
-            prefer = self.model.value
-        self._models_generation += 1
-        generation = self._models_generation
-        cls = self._provider_class()
-        info = self._infos.get(self.provider.value)
-        static = cls.available_models() if cls is not None else []
-        self._set_models(static, prefer)
-        if info is not None and info.error:
-            self._show_status(f"{self.provider.value} cannot be loaded: {redact(info.error)}", "error")
-        if cls is None or static or not cls.lists_models_remotely() or not cls.is_available():
-            return None  # a fixed list, or not set up (no key, no base URL): asking would only fail
-        name = self.provider.value
-        future = LoopThread.get().submit(asyncio.wait_for(cls.list_models(), MODELS_TIMEOUT))
-
-        def done(fut: concurrent.futures.Future) -> None:
-            self._fetches.discard(fut)
-            if fut.cancelled() or generation != self._models_generation or self._closed:
-                return
-            exc = fut.exception()
-            if exc is not None:
-                self._show_status(f"could not list the models of {name}: {redact(describe(exc))}", "warn")
-            else:
-                self._set_models([str(m) for m in fut.result() or []], self.model.value)
-
-        self._fetches.add(future)
-        future.add_done_callback(done)
-        return future
 
     # -- observers: panel -> defaults ---------------------------------------------------
     @contextlib.contextmanager
@@ -298,14 +213,19 @@ class ChatPanel(widgets.VBox):
         cell_id = f"panel-{uuid.uuid4().hex}"
         thread = self.thread_name
         try:
+            attachments = self._attachments()  # evaluated now, like --with: the data may have changed
             request, notes = self.chat.request(prompt, cell_id=cell_id, provider=self.provider.value,
                                                model=self.model.value or None, system=self.system.value,
-                                               thread=thread, temperature=temperature)
+                                               thread=thread, temperature=temperature, attachments=attachments)
+        except ContextError as exc:  # a name that is not defined, a value that cannot be read
+            self._show_status(f"✖ cannot send: {exc}", "error")
+            return None
         except Exception as exc:  # unknown provider/model, unreadable history: say it, keep the prompt
             self._show_status(f"✖ cannot send: {redact(describe(exc))}", "error")
             return None
         exchange = Exchange(request, prompt, thread, cell_id, rate=self.chat.config.updates_per_second,
-                            on_status=self._show_status, on_done=self._finished)
+                            on_status=self._show_status, on_done=self._finished, attachments=attachments)
+        sent = context_block(attachments)
         exchange.answer.notes.extend(notes)
         self.exchanges.append(exchange)
         self.current = exchange
@@ -313,8 +233,17 @@ class ChatPanel(widgets.VBox):
         self.prompt.value = ""
         self.send.disabled = True
         self.stop.disabled = False
-        exchange.begin(lambda answer: self.chat.record(prompt, answer, cell_id=cell_id, thread=thread))
+        exchange.begin(lambda answer: self.chat.record(prompt, answer, cell_id=cell_id, thread=thread, context=sent))
         return exchange
+
+    def _attachments(self) -> list[Any]:
+        """What the "With" field names (``df, model.coef_``), described as ``%%chat --with`` does."""
+        spec = self.with_.value.strip()
+        if not spec:
+            return []
+        shell = self.chat.shell
+        namespace = user_namespace(shell) if shell is not None else {}
+        return attach(split_exprs(spec), namespace, self.chat.config.context_budget)
 
     def cancel(self) -> None:
         """Stop the streaming answer; its partial text stays, marked as stopped. What Stop does."""

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from ..errors import ProviderError
 from ..events import Reasoning
 from ..render import COLOURS, StreamRenderer, line_html, live_html, markdown_to_html, outcome, thinking_html
-from ..render.html import extras_html
+from ..render.html import context_html, extras_html
 from ..render.outcome import Outcome, final_status, footer, label, live_status
 from ..runner import Answer, ChatRequest, Run
 
@@ -40,9 +40,9 @@ def turn_html(prompt: str, label_: str, status: str, body: str, after: str = "")
             f'<div class="ipyg4f-answer"{_ANSWER_STYLE}>{body}</div>{after}</div>')
 
 
-def final_html(prompt: str, answer: Answer, result: Outcome) -> str:
-    """An ended exchange: thinking (collapsed), the answer, media and sources, the note, the footer."""
-    body = thinking_html(answer.reasoning, open_=False) + markdown_to_html(answer.text) + extras_html(answer)
+def final_html(prompt: str, answer: Answer, result: Outcome, context: str = "") -> str:
+    """An ended exchange: what was sent, thinking (collapsed), the answer, media and sources, note, footer."""
+    body = context + thinking_html(answer.reasoning, open_=False) + markdown_to_html(answer.text) + extras_html(answer)
     after = line_html(result.note, result.tone, "ipyg4f-note") if result.note else ""
     after += line_html(footer(answer), "info", "ipyg4f-footer") if answer.ended is not None else ""
     return turn_html(prompt, label(answer.provider, answer.model), answer.status, body, after)
@@ -65,7 +65,7 @@ class Exchange(StreamRenderer):
 
     def __init__(self, request: ChatRequest, prompt: str, thread: str, cell_id: str, *,
                  rate: float = 20.0, on_status: Callable[[str, str], None],
-                 on_done: Callable[["Exchange"], None]):
+                 on_done: Callable[["Exchange"], None], attachments: list[Any] | None = None):
         super().__init__(rate or 20.0)
         self.request = request
         self.prompt = prompt
@@ -77,6 +77,7 @@ class Exchange(StreamRenderer):
         self.on_done = on_done
         self.run: Run | None = None
         self.result: Outcome | None = None
+        self.context = context_html(attachments or [])  #: the collapsed "context sent" block
 
     @property
     def status(self) -> str:
@@ -102,9 +103,9 @@ class Exchange(StreamRenderer):
     def draw(self, answer: Answer) -> int:
         text = answer.text
         if text:
-            body = thinking_html(answer.reasoning, open_=False) + live_html(text)
+            body = self.context + thinking_html(answer.reasoning, open_=False) + live_html(text)
         else:
-            body = thinking_html(answer.reasoning, open_=True, live=True)
+            body = self.context + thinking_html(answer.reasoning, open_=True, live=True)
         self.view.value = turn_html(self.prompt, self.label, "streaming", body)
         self.on_status(live_status(answer, self.label), "busy")
         return len(text) + len(answer.reasoning)
@@ -112,7 +113,7 @@ class Exchange(StreamRenderer):
     def finish(self, answer: Answer, result: Outcome) -> None:
         self._dirty = False
         self.result = result
-        self.view.value = final_html(self.prompt, answer, result)
+        self.view.value = final_html(self.prompt, answer, result, self.context)
         self.on_status(final_status(answer, result), "ok" if result.kind == "ok" and not result.note else result.tone)
         self.updates += 1
 

@@ -1,0 +1,109 @@
+"""The panel's provider and model dropdowns: their options, and the model list fetched in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any
+
+from .. import providers as registry
+from ..errors import describe
+from ..http import redact
+from ..runner import LoopThread
+
+#: longest wait for a provider's model list
+MODELS_TIMEOUT = 15.0
+#: the model option that means "the provider's own default"
+DEFAULT_MODEL = ""
+
+
+def _provider_label(info: registry.ProviderInfo) -> str:
+    """The provider dropdown's text: the name, and why it may not answer (listed, never hidden)."""
+    if info.error:
+        return f"{info.name} — unavailable"
+    if not info.working:
+        return f"{info.name} — not working"
+    if not info.available:
+        return f"{info.name} — not set up"
+    return info.name
+
+
+class ProviderChoice:
+    """Mixed into :class:`~ipyg4f.panel.ChatPanel`: ``self.provider``/``self.model`` dropdowns, ``self._infos``."""
+
+    def _provider_options(self) -> list[tuple[str, str]]:
+        return [(_provider_label(info), name) for name, info in self._infos.items()]
+
+    def _canonical(self, name: str) -> str:
+        """A provider name as the dropdown spells it; an unlisted one (a class path...) is added."""
+        for known in self._infos:
+            if known.lower() == (name or "").lower():
+                name = known
+                break
+        else:
+            self._infos[name] = registry.describe(name)
+        if list(self._provider_options()) != list(self.provider.options):
+            with self._programmatic():
+                value = self.provider.value
+                self.provider.options = self._provider_options()
+                self.provider.value = value
+        return name
+
+    def _choice_label(self) -> str:
+        cls = self._provider_class()
+        model = self.model.value or (cls.get_model(None) if cls is not None else "")
+        return f"{self.provider.value} ({model})" if model else str(self.provider.value)
+
+    def _provider_class(self) -> Any:
+        try:
+            return registry.get_provider(self.provider.value)
+        except Exception:
+            return None
+
+    def _set_models(self, models: list[str], prefer: str | None) -> None:
+        """Fill the model dropdown and select ``prefer`` (added when missing), else the default."""
+        cls = self._provider_class()
+        default = cls.default_model if cls is not None else ""
+        names = list(dict.fromkeys([m for m in [default, *models] if m]))
+        want = prefer if prefer else (default or DEFAULT_MODEL)
+        if want and want not in names:
+            names.append(want)
+        options = [(m + (" (default)" if m == default else ""), m) for m in names] or \
+            [("(provider default)", DEFAULT_MODEL)]
+        with self._programmatic():
+            self.model.options = options
+            self.model.value = want if want in names else options[0][1]
+
+    def refresh_models(self, prefer: str | None = None) -> concurrent.futures.Future | None:
+        """Show the provider's models; fetch them (``list_models()``) when it has no fixed list.
+
+        The fetch runs on the runner's loop thread; returns its future (None when nothing is fetched).
+        """
+        if prefer is None:
+            prefer = self.model.value
+        self._models_generation += 1
+        generation = self._models_generation
+        cls = self._provider_class()
+        info = self._infos.get(self.provider.value)
+        static = cls.available_models() if cls is not None else []
+        self._set_models(static, prefer)
+        if info is not None and info.error:
+            self._show_status(f"{self.provider.value} cannot be loaded: {redact(info.error)}", "error")
+        if cls is None or static or not cls.lists_models_remotely() or not cls.is_available():
+            return None  # a fixed list, or not set up (no key, no base URL): asking would only fail
+        name = self.provider.value
+        future = LoopThread.get().submit(asyncio.wait_for(cls.list_models(), MODELS_TIMEOUT))
+
+        def done(fut: concurrent.futures.Future) -> None:
+            self._fetches.discard(fut)
+            if fut.cancelled() or generation != self._models_generation or self._closed:
+                return
+            exc = fut.exception()
+            if exc is not None:
+                self._show_status(f"could not list the models of {name}: {redact(describe(exc))}", "warn")
+            else:
+                self._set_models([str(m) for m in fut.result() or []], self.model.value)
+
+        self._fetches.add(future)
+        future.add_done_callback(done)
+        return future
