@@ -34,3 +34,19 @@ def seed_urls(protocol_server, monkeypatch):
     for name in SEED_PROVIDERS:
         monkeypatch.setattr(get_provider(name), "url", protocol_server.base_url)
     return protocol_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_g4f_connectors():
+    """gpt4free keeps one aiohttp connector per event loop and never closes it: close it on the
+    runner's loop at the end, so that the interpreter does not warn "Unclosed connector" on exit."""
+    yield
+    import sys
+
+    if "g4f.requests" not in sys.modules:
+        return
+    from ipyg4f.runner import LoopThread
+
+    close = getattr(sys.modules["g4f.requests"], "close_shared_connectors", None)
+    if close is not None:
+        LoopThread.get().submit(close()).result(timeout=10)

@@ -205,3 +205,31 @@ def test_a_g4f_auth_failure_says_how_to_pass_a_key(custom, protocol_server):
     answer, _ = run(custom, "test-model", base_url=f"{protocol_server.base_url}/v1")
     assert answer.status == "error" and "needs a key" in str(answer.error)
     assert "--api-key-env" in answer.error.hint
+
+
+class SeesImages:
+    """gpt4free-style: images come as ``media``, a list of (data, file name)."""
+
+    working = True
+    seen: list = []
+
+    @classmethod
+    async def create_async_generator(cls, model, messages, proxy=None, media=None, **kwargs):
+        cls.seen.append((messages, media))
+        yield "a bar chart"
+
+
+def test_images_reach_a_g4f_style_provider_as_media():
+    register(SeesImages, "SeesImages")
+    try:
+        provider = get_provider("SeesImages")
+        assert provider.accepts_images("") and not get_provider("Pizzagpt").accepts_images("")
+        url = "data:image/png;base64,iVBORw0KGgo="
+        request = ChatRequest(provider, "", [{"role": "user", "content": [
+            {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": url}}]}])
+        answer = run_blocking(request, Answer("SeesImages"), RecordingRenderer())
+    finally:
+        unregister("SeesImages")
+    assert answer.text == "a bar chart"
+    [(messages, media)] = SeesImages.seen
+    assert messages == [{"role": "user", "content": "what is this?"}] and media == [(url, "image1.png")]

@@ -93,6 +93,10 @@ class Foreign(AsyncGeneratorProvider):
             kwargs["api_base"] = kwargs.pop("base_url")  # gpt4free's spelling
         if not cls.takes_kwargs:
             kwargs = {k: v for k, v in kwargs.items() if k in cls.parameters}
+        if cls.supports_images:
+            messages, media = _split_media(messages)
+            if media:
+                kwargs["media"] = media
         try:
             result = _preset(cls.target, model).create_async_generator(model, messages, proxy=proxy, **kwargs)
             if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
@@ -112,6 +116,24 @@ class Foreign(AsyncGeneratorProvider):
             if mapped is None:
                 raise
             raise mapped from exc
+
+
+def _split_media(messages: Messages) -> tuple[Messages, list[tuple[str, str]]]:
+    """OpenAI image parts -> gpt4free's ``media`` list of (data URL, file name); the text stays in the message."""
+    media: list[tuple[str, str]] = []
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    url = (part.get("image_url") or {}).get("url", "")
+                    extension = url[len("data:image/"):].split(";")[0] if url.startswith("data:image/") else "png"
+                    media.append((url, f"image{len(media) + 1}.{extension}"))
+            message = {**message, "content": "\n".join(texts)}
+        out.append(message)
+    return out, media
 
 
 def _mapped_error(exc: Exception, name: str) -> errors.ProviderError | None:
@@ -181,6 +203,7 @@ def adapt(cls: Any, name: str | None = None) -> type[AsyncGeneratorProvider]:
             "parameters": parameters,
             "takes_kwargs": takes_kwargs,
             "options": frozenset(options | {"proxy"}),
+            "supports_images": "media" in parameters,  # gpt4free's way to send images
             "url": str(_static(cls, "url", "") or ""),
             "working": bool(_static(cls, "working", True)),
             "supports_stream": bool(_static(cls, "supports_stream", False)),
