@@ -164,6 +164,9 @@ def describe(value: Any) -> tuple[str, str]:
         return "Series", _series(value)
     if np is not None and isinstance(value, np.ndarray):
         return "ndarray", _array(value, np)
+    pl = sys.modules.get("polars")
+    if pl is not None and isinstance(value, (pl.DataFrame, pl.Series)):
+        return f"polars {type(value).__name__}", _polars(value, pl)
     if isinstance(value, (dict, list, tuple, set, frozenset)):
         return type(value).__name__, _collection(value)
     if inspect.isclass(value) or inspect.isroutine(value):
@@ -188,6 +191,28 @@ def _frame(df: Any) -> str:
     if nulls.get("skipped"):
         lines.append(f"  (? = not counted: null counting stops after {NULL_COUNT_SECONDS * 1000:.0f} ms)")
     lines += _edges(df, rows)
+    return "\n".join(lines)
+
+
+def _polars(value: Any, pl: Any) -> str:
+    """A polars DataFrame or Series: its null counts are metadata, its head and tail are slices (no copy)."""
+    frame = value if isinstance(value, pl.DataFrame) else value.to_frame()
+    rows, cols = frame.shape
+    kind = "DataFrame" if value is frame else f"Series {_repr(value.name, 60)}"
+    nulls = frame.null_count().row(0)
+    lines = [f"polars {kind}: {rows:,} rows x {cols:,} columns",
+             f"memory: {_bytes(int(frame.estimated_size()))} (estimated)", "columns (dtype, nulls):"]
+    for position, (name, dtype) in enumerate(frame.schema.items()):
+        if position == MAX_COLUMNS:
+            lines.append(f"  … {cols - MAX_COLUMNS:,} more columns")
+            break
+        lines.append(f"  {_repr(name, 60)}: {dtype}, {nulls[position]} null")
+    with pl.Config(tbl_rows=EDGE_ROWS * 2, tbl_cols=12, fmt_str_lengths=40):
+        if rows <= EDGE_ROWS * 2:
+            lines += ["rows:", str(frame)]
+        else:
+            lines += [f"first {EDGE_ROWS} rows:", str(frame.head(EDGE_ROWS)),
+                      f"last {EDGE_ROWS} rows:", str(frame.tail(EDGE_ROWS))]
     return "\n".join(lines)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 
 import pytest
 
@@ -85,16 +84,25 @@ def test_a_long_dataframe_shows_head_and_tail_only():
     assert " 999" in text and " 500" not in text
 
 
-def test_a_ten_million_row_dataframe_is_described_quickly_without_copying():
+def test_a_ten_million_row_dataframe_is_described_without_copying():
     n = 10_000_000
     df = pd.DataFrame({"i": np.arange(n), "f": np.ones(n)})
     df.loc[7, "f"] = np.nan
     before = df["f"].to_numpy()
-    started = time.perf_counter()
-    text = describe(df)[1]
-    assert time.perf_counter() - started < 0.5  # the benchmark holds it to 100 ms; here only a loose guard
+    text = describe(df)[1]  # its speed is measured by benchmarks/describe_dataframe.py, not here
     assert "10,000,000 rows" in text and "'f': float64, 1 null" in text
     assert np.shares_memory(before, df["f"].to_numpy())  # nothing replaced the column's data
+
+
+def test_a_polars_frame_gives_shape_dtypes_nulls_rows_and_memory():
+    pl = pytest.importorskip("polars")
+    df = pl.DataFrame({"n": list(range(1000)), "s": ["a", None] * 500})
+    kind, text = describe(df)
+    assert kind == "polars DataFrame" and "1,000 rows x 2 columns" in text
+    assert "'n': Int64, 0 null" in text and "'s': String, 500 null" in text and "(estimated)" in text
+    assert "first 3 rows" in text and "last 3 rows" in text and "999" in text and "500 " not in text.split("rows:")[-1]
+    kind, text = describe(df["s"])
+    assert kind == "polars Series" and "'s': String, 500 null" in text
 
 
 def test_a_numpy_array_gives_shape_dtype_values_and_stats():
