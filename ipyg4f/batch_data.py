@@ -141,10 +141,13 @@ class BatchResult(list):
         return position if self.index is None else self.index[position]
 
     def to_series(self, name: str | None = None) -> Any:
-        """A pandas Series aligned to the input's index (failed items: None)."""
+        """A pandas Series aligned to the input's index (failed items: None; their reasons, by index label,
+        in ``series.attrs["errors"]``)."""
         import pandas as pd
 
-        return pd.Series(list(self), index=self.index if self.index is not None else None, name=name, dtype=object)
+        series = pd.Series(list(self), index=self.index if self.index is not None else None, name=name, dtype=object)
+        series.attrs["errors"] = {self.label(position): reason for position, reason in self.errors.items()}
+        return series
 
     def to_frame(self, prefix: str = "") -> Any:
         """JSON answers expanded into columns (one per field), aligned to the input's index."""

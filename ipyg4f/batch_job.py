@@ -184,7 +184,10 @@ class BatchJob:
         try:
             if not self.cancelled:
                 async with http.pooled(), asyncio.TaskGroup() as group:  # kept-alive connections
-                    for _ in range(min(self.concurrency, self.source.total)):
+                    # a provider that answers one request at a time (Local) gets one worker: more
+                    # would only wait their turn, and the wait would count against the timeout
+                    limit = self.plan.provider.max_concurrency or self.concurrency
+                    for _ in range(min(self.concurrency, limit, self.source.total)):
                         group.create_task(self._worker())
         except asyncio.CancelledError:
             pass  # interrupted: what has ended is kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -74,7 +75,7 @@ class ChatMagics(Magics):
         """
         from . import commands  # here, not at the top: %load_ext stays cheap
 
-        args = parse_argstring(self.chat, line)
+        args = _unquoted(parse_argstring(self.chat, line))
         if cell is None:
             return self._line(commands, args)
         if args.command:
@@ -94,6 +95,17 @@ class ChatMagics(Magics):
         if rest:
             raise UsageError(f"unexpected words after %chat {name}: {shlex.join(rest)}")
         return commands.COMMANDS[name](self.state, args)
+
+
+def _unquoted(args: Any) -> Any:
+    """IPython's argument splitting keeps the quotes of ``-s "Be brief."``: drop one surrounding pair."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            setattr(args, name, value[1:-1])
+        elif isinstance(value, list):
+            setattr(args, name, [v[1:-1] if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] and v[0] in "'\""
+                                 else v for v in value])
+    return args
 
 
 _loaded: dict[int, ChatMagics] = {}

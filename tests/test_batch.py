@@ -310,3 +310,34 @@ def test_fallback_applies_per_item(srv):
 def test_a_string_is_not_a_batch(srv):
     with pytest.raises(TypeError, match="not over one string"):
         run(srv, "abc")
+
+
+class OneAtATime(AsyncGeneratorProvider):
+    """Answers one request at a time, like the local model: counts how many ever overlapped."""
+
+    max_concurrency = 1
+    running = 0
+    most = 0
+
+    @classmethod
+    async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
+        import asyncio
+
+        cls.running += 1
+        cls.most = max(cls.most, cls.running)
+        try:
+            await asyncio.sleep(0.001)  # the work of one answer (the overlap would show here)
+            yield messages[-1]["content"].upper()
+        finally:
+            cls.running -= 1
+
+
+def test_a_provider_that_answers_one_at_a_time_gets_one_worker(tmp_path, monkeypatch):
+    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
+    register(OneAtATime)
+    try:
+        result = run_batch("{item}", ["a", "b", "c", "d", "e", "f"], provider="OneAtATime", concurrency=8,
+                           timeout=1, store=HistoryStore(":memory:"))
+    finally:
+        unregister("OneAtATime")
+    assert list(result) == ["A", "B", "C", "D", "E", "F"] and OneAtATime.most == 1

@@ -242,3 +242,11 @@ def test_map_user_errors_are_usage_errors(ip, shout, options, words):
     error = chat_cell(ip, f"-p Shout {options}", "{item}")
     assert isinstance(error, UsageError) and words in str(error), error
     assert Shout.calls == []
+
+
+def test_quoted_option_values_lose_their_quotes(ip):
+    ScriptedProvider.enqueue(["ok"])
+    assert chat_cell(ip, '-s "Be brief." -c "my thread"', "hi") is None
+    assert ScriptedProvider.requests[-1]["messages"][0] == {"role": "system", "content": "Be brief."}
+    chat = get_chat(ip)
+    assert chat.store.threads(chat.notebook) == ["my thread"]

@@ -132,3 +132,39 @@ def test_context_notebook_runs_offline_with_the_bundled_model(kernel_env, monkey
     texts = outputs(nb)
     assert "Local does not take images" in texts[6]
     assert "data:image/png;base64," in texts[7]
+
+
+@pytest.mark.local_model
+@local_model
+def test_batch_notebook_labels_every_row_offline_and_a_rerun_comes_from_the_store(kernel_env, monkeypatch):
+    import json
+    import re
+    import sqlite3
+
+    import nbformat
+    from nbformat.v4 import new_code_cell
+
+    pytest.importorskip("pandas")
+    monkeypatch.delenv("IPYG4F_PROVIDER", raising=False)
+    nb = nbformat.read(NOTEBOOKS / "batch.ipynb", as_version=4)
+    ids = [c.get("id") for c in nb.cells]
+    first, rerun = [c.id for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%chat --map")]
+    # the test's own cells: the labels after the first run, and at the end
+    nb.cells.insert(ids.index(first) + 1, new_code_cell("first_labels = reviews['label'].tolist()"))
+    nb.cells.append(new_code_cell("import json\nprint(json.dumps({'first': first_labels, "
+                                  "'labels': reviews['label'].tolist(), 'rows': len(reviews)}))"))
+    source = kernel_env / "batch.ipynb"
+    nbformat.write(nb, source)
+    ran = execute_notebook(source, timeout=300)
+    text = {c.get("id"): "".join(output_text(o) for o in c.outputs) for c in ran.cells if c.cell_type == "code"}
+    seen = json.loads(text[ran.cells[-1].id])
+    assert seen["rows"] >= 4 and len(seen["labels"]) == seen["rows"]
+    assert all(isinstance(label, str) and label.strip() for label in seen["labels"]), seen
+    assert seen["labels"] == seen["first"], "the re-run gave the stored answers"
+    n = seen["rows"]
+    assert f"{n}/{n} answered, 0 from the store, {n} sent" in text[first], text[first]
+    assert f"{n}/{n} answered, {n} from the store, 0 sent" in text[rerun], text[rerun]
+    assert float(re.search(r"sent, ([\d.]+) s", text[rerun]).group(1)) < 1.0, "the store answers at once"
+    with sqlite3.connect(kernel_env / "data" / "history.sqlite3") as db:
+        rows = db.execute("SELECT provider, status FROM batch_result").fetchall()
+    assert rows == [("Local", "ok")] * n, "answered offline by the bundled model"

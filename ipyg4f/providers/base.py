@@ -92,6 +92,8 @@ class AsyncGeneratorProvider:
     model_aliases: ClassVar[dict[str, str]] = {}
     options: ClassVar[frozenset[str]] = frozenset({"proxy"})
     supports_images: ClassVar[bool] = False
+    #: how many requests it can answer at once (0: no limit); a batch runs no more workers than that
+    max_concurrency: ClassVar[int] = 0
     vision_models: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

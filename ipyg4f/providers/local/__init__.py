@@ -51,6 +51,7 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
     default_model = BUNDLED_MODEL
     models: ClassVar[list[str]] = [BUNDLED_MODEL]
     options = frozenset({"temperature", "max_tokens", "seed", "stop"})
+    max_concurrency = 1  # one generation at a time (the engine's lock)
 
     #: context window (tokens) the model is loaded with
     context_size: ClassVar[int] = 4096
