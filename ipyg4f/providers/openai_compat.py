@@ -275,25 +275,39 @@ class _StreamState:
         self.tools: dict[int, str] = {}  # call index -> function name
 
     def feed(self, data: dict[str, Any]) -> list[str | Event]:
-        items: list[str | Event] = []
-        for choice in data.get("choices") or []:
+        items: list[str | Event] = []  # (written for speed: this runs once per streamed token)
+        for choice in data.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
-            delta = choice.get("delta") or {}
-            items += _reasoning(delta)
-            if isinstance(content := delta.get("content"), str) and content:
-                items += self.think.feed(content)
-            for position, call in enumerate(delta.get("tool_calls") or []):
-                if isinstance(call, dict):
-                    index = call.get("index", position)
-                    name = (call.get("function") or {}).get("name")
-                    if name and not self.tools.get(index):  # the name comes in the call's first fragment
-                        self.tools[index] = name
-            if reason := choice.get("finish_reason"):
+            delta = choice.get("delta")
+            if delta and isinstance(delta, dict):
+                for key in _REASONING_FIELDS:
+                    text = delta.get(key)
+                    if text and isinstance(text, str):
+                        items.append(Reasoning(text))
+                content = delta.get("content")
+                if content and isinstance(content, str):
+                    if self.think.plain(content):
+                        items.append(content)
+                    else:
+                        items += self.think.feed(content)
+                calls = delta.get("tool_calls")
+                if calls:
+                    self._note_calls(calls)
+            reason = choice.get("finish_reason")
+            if reason:
                 items += [*self.think.close(), *self._tool_calls(), FinishReason(reason)]
-        if usage := _usage(data):
+        if data.get("usage") and (usage := _usage(data)) is not None:
             items.append(usage)
         return items
+
+    def _note_calls(self, calls: Any) -> None:
+        for position, call in enumerate(calls if isinstance(calls, list) else ()):
+            if isinstance(call, dict):
+                index = call.get("index", position)
+                name = (call.get("function") or {}).get("name")
+                if name and not self.tools.get(index):  # the name comes in the call's first fragment
+                    self.tools[index] = name
 
     def close(self) -> list[str | Event]:
         """What is left when the stream ends (without a finish_reason)."""
@@ -323,6 +337,10 @@ class ThinkSplitter:
         self.inside = False
         self._held = ""
         self._after_tag = False
+
+    def plain(self, text: str) -> bool:
+        """True when ``text`` is answer text as it is (no tag in or around it): the common case."""
+        return not (self.inside or self._held or self._after_tag) and "<" not in text
 
     def feed(self, text: str) -> list[str | Reasoning]:
         out: list[str | Reasoning] = []
