@@ -47,7 +47,7 @@ def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
     from .context import ContextError, attach, last_error, split_exprs
     from .template import user_namespace
 
-    images = getattr(args, "image", None) or []
+    images = args.image or []
     if images and not cls.accepts_images(model):
         which = f"{cls.name} model {model!r}" if cls.supports_images else cls.name
         listed = f" (models that do: {', '.join(sorted(cls.vision_models))})" if cls.supports_images else ""
@@ -55,8 +55,8 @@ def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
                          "(nothing was sent)")
     namespace, budget = user_namespace(chat.shell), chat.config.context_budget
     try:
-        found = [a for spec in getattr(args, "with_", None) or [] for a in attach(split_exprs(spec), namespace, budget)]
-        if getattr(args, "error", False):
+        found = [a for spec in args.with_ or [] for a in attach(split_exprs(spec), namespace, budget)]
+        if args.error:
             found.append(last_error(chat.shell, budget))
         if images:
             from .images import attach_image, image_names
@@ -161,7 +161,7 @@ def run_cell(chat: Chat, args: Any, cell: str) -> None:
     attachments = _attachments(chat, args, cls, model)  # evaluated on every run: the data may have changed
     extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key": _api_key(args.api_key_env)}
     cell_id = chat.new_cell_id()
-    dry_run = getattr(args, "dry_run", False)
+    dry_run = args.dry_run
     if args.new and not dry_run:
         chat.store.reset(chat.notebook, chat.thread_name(args.thread))
     request, notes = chat.request(prompt, cell_id=cell_id, provider=args.provider, model=args.model,
