@@ -44,7 +44,8 @@ def _api_key(name: str | None) -> str | None:
 
 def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
     """What ``--with``, ``--error`` and ``--image`` name, evaluated now; a problem is a UsageError."""
-    from .context import ContextError, attach, last_error, split_exprs
+    from .context import ContextError, attach, split_exprs
+    from .lasterror import last_error
     from .template import user_namespace
 
     images = args.image or []

@@ -99,7 +99,7 @@ async def test_split_utf8_deltas(api):
     assert text(await collect(chat(api))) == "Привет, мир! 😀"
 
 
-async def test_server_ignoring_stream_gets_a_json_answer(api):
+async def test_server_ignoring_stream_gets_ajson_answer(api):
     api.ignore_stream = True
     assert await collect(chat(api)) == ["Hello world", FinishReason("stop")]
 
@@ -305,18 +305,18 @@ async def test_a_400_not_about_stream_options_is_not_retried(api):
 
 
 def test_non_streamed_answer_yields_reasoning_usage_and_tool_calls():
-    from ipyg4f.providers.openai_compat import _json_answer
+    from ipyg4f.providers.openai_stream import json_answer
 
     # what llama.cpp's llama-server (xllamacpp 2026.10.11549) answers with "stream": false
     data = {"choices": [{"finish_reason": "length", "index": 0,
                          "message": {"role": "assistant", "content": "<|im_end"}}],
             "object": "chat.completion", "usage": {"completion_tokens": 5, "prompt_tokens": 26,
                                                    "total_tokens": 31, "prompt_tokens_details": {"cached_tokens": 21}}}
-    assert _json_answer(data) == ["<|im_end", FinishReason("length"), Usage(26, 5)]
+    assert json_answer(data) == ["<|im_end", FinishReason("length"), Usage(26, 5)]
     data = {"choices": [{"finish_reason": "tool_calls", "message": {
         "content": "<think>hm</think>\n", "reasoning_content": "first",
         "tool_calls": [{"id": "c0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}}]}
-    assert _json_answer(data) == [Reasoning("first"), Reasoning("hm"), ToolCalls(("get_weather",)),
+    assert json_answer(data) == [Reasoning("first"), Reasoning("hm"), ToolCalls(("get_weather",)),
                                   FinishReason("tool_calls")]
 
 

@@ -1,0 +1,68 @@
+"""The last exception of the session as an attachment (``--error``, ``%chat fix``).
+
+Its type and message, the traceback trimmed to the user's own frames, and the
+source of the cell that raised (cells are recognised by the shell's own file
+names and read back with :mod:`linecache`).
+"""
+
+from __future__ import annotations
+
+import linecache
+import sys
+import traceback
+from typing import Any
+
+from .context import Attachment, ContextError, fit, shorten
+
+def last_error(shell: Any, budget: int) -> Attachment:
+    """The last exception of this session (type, message, your frames, the cell's source)."""
+    exc = getattr(sys, "last_value", None)
+    if exc is None or type(exc).__name__ == "ChatFailed":
+        raise ContextError("no error to attach: run the cell that fails first")
+    text, cut = fit(describe_error(exc, shell), budget)
+    return Attachment("last error", type(exc).__name__, text, cut=cut)
+
+
+def _cell_name(shell: Any, filename: str) -> str | None:
+    """``In[3]`` when ``filename`` is a cell of this shell, else None."""
+    named = getattr(getattr(shell, "compile", None), "format_code_name", None)
+    found = named(filename) if named is not None else None
+    return found[1] if found else None
+
+
+def describe_error(exc: BaseException, shell: Any) -> str:
+    """Type and message, the traceback trimmed to the user's frames, the source of the cell that raised."""
+    message = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)  # without the cell's file name
+    lines = [f"{type(exc).__name__}: {shorten(message, 500)}"]
+    cell_file = None
+    if isinstance(exc, SyntaxError):
+        cell_file = exc.filename
+        if exc.text:
+            lines.append(f"  line {exc.lineno}: {exc.text.rstrip()}")
+            if exc.offset:
+                lines.append("  " + " " * (len(f"line {exc.lineno}: ") + exc.offset - 1) + "^")
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if _cell_name(shell, f.filename) or not _is_library(f.filename)]
+    if mine:
+        hidden = len(frames) - len(mine)
+        left_out = f"; {hidden} library frame{'s' if hidden > 1 else ''} left out" if hidden else ""
+        lines.append(f"Traceback (your frames{left_out}):")
+        for frame in mine:
+            where = _cell_name(shell, frame.filename) or frame.filename
+            lines.append(f'  File "{where}", line {frame.lineno}, in {frame.name}')
+            if frame.line:
+                lines.append(f"    {frame.line.strip()}")
+        cell_file = next((f.filename for f in reversed(mine) if _cell_name(shell, f.filename)), cell_file)
+    if cell_file and (source := "".join(linecache.getlines(cell_file))):
+        lines.append(f"Source of the cell that raised ({_cell_name(shell, cell_file) or 'cell'}):")
+        lines.append(source.rstrip())
+    return "\n".join(lines)
+
+
+def _is_library(filename: str) -> bool:
+    import sysconfig
+
+    if filename.startswith("<") or "site-packages" in filename or "dist-packages" in filename:
+        return True
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths().get("stdlib", "")}
+    return any(root and filename.startswith(root) for root in roots)
