@@ -15,10 +15,18 @@ import json
 import re
 from typing import Any
 
-try:  # optional: the full JSON-schema validator (installed with nbformat)
-    import jsonschema as _jsonschema
-except ImportError:  # pragma: no cover - depends on the environment
-    _jsonschema = None
+
+def _jsonschema() -> Any:
+    """The full JSON-schema validator when installed (it comes with nbformat), else None.
+
+    Imported only when a schema is used: ``import jsonschema`` costs seconds
+    where bytecode is not cached (its URI grammar is built at import).
+    """
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return jsonschema
 
 __all__ = ["InvalidAnswer", "instruction", "schema_of", "check_schema", "parse", "validate"]
 
@@ -42,10 +50,11 @@ def schema_of(schema: Any) -> dict | None:
 def check_schema(schema: Any) -> None:
     """Raise ``ValueError`` for a schema that cannot be used (before anything is sent)."""
     as_dict = schema_of(schema)
-    if as_dict is not None and _jsonschema is not None and isinstance(schema, dict):
+    jsonschema = _jsonschema() if as_dict is not None and isinstance(schema, dict) else None
+    if jsonschema is not None:
         try:
-            _jsonschema.validators.validator_for(schema).check_schema(schema)
-        except _jsonschema.SchemaError as exc:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as exc:
             raise ValueError(f"not a valid JSON schema: {exc.message}") from None
 
 
@@ -86,9 +95,10 @@ def validate(value: Any, schema: Any) -> Any:
             return validator(value)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise InvalidAnswer(_one_line(exc)) from None
-    if _jsonschema is not None:
-        error = _jsonschema.exceptions.best_match(_jsonschema.validators.validator_for(schema)(schema)
-                                                  .iter_errors(value))
+    jsonschema = _jsonschema()
+    if jsonschema is not None:
+        error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema)
+                                                 .iter_errors(value))
         if error is not None:
             raise InvalidAnswer(f"{_path(error.absolute_path)}: {error.message}")
         return value

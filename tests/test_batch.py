@@ -199,7 +199,7 @@ def test_a_pydantic_model_validates_items_and_is_their_value(srv):
 @pytest.mark.parametrize("full", [True, False], ids=["jsonschema", "own-subset"])
 def test_schema_checks_with_and_without_jsonschema(monkeypatch, full):
     if not full:
-        monkeypatch.setattr(batch_json, "_jsonschema", None)
+        monkeypatch.setattr(batch_json, "_jsonschema", lambda: None)
     schema = {"type": "object", "required": ["n", "tags"], "additionalProperties": False,
               "properties": {"n": {"type": "integer", "minimum": 0}, "tags": {"type": "array",
                                                                               "items": {"type": "string"}}}}
