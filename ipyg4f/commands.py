@@ -211,10 +211,17 @@ def _suggest_code(chat: Chat, cell_id: str, code: str) -> None:
 
 # --- line commands -------------------------------------------------------------
 
+_TH = ('<th style="text-align:left;vertical-align:bottom;padding:4px 12px 4px 0;'
+       'border-bottom:1px solid var(--jp-border-color1,#bdbdbd)">')
+_TD = '<td style="text-align:left;vertical-align:top;padding:4px 12px 4px 0">'
+
+
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """Left-aligned (JupyterLab right-aligns and centres output tables), top-aligned cells, a rule under the header."""
+    head = "".join(f"{_TH}{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"{_TD}{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return (f'<table style="margin-left:0;margin-right:auto;border-collapse:collapse">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def _text_table(headers: list[str], rows: list[list[str]]) -> str:

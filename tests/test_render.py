@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ipyg4f.render import Throttle, answer_bundle, code_block, markdown_to_html
 
 
@@ -64,3 +66,98 @@ def test_thinking_is_open_only_while_it_is_all_there_is():
     assert done.startswith('<details class="ipyg4f-thinking" style') and "<strong>one</strong>" in done
     assert thinking_html("", open_=True) == ""
     assert "<script" not in thinking_html("<script>alert(1)</script>", open_=False)
+
+
+# --- code highlighting, table alignment, and the sanitiser's narrow allowances ---------------------------------
+
+def test_a_python_block_is_highlighted_in_a_box_with_the_style_once():
+    from ipyg4f.render.html import STYLE
+
+    html = markdown_to_html('Loop:\n\n```python\nfor i in range(3):\n    print("a<b")  # done\n```\n')
+    assert html.startswith(STYLE) and html.count("<style>") == 1
+    assert '<div class="ipyg4f-md">' in html and '<pre class="ipyg4f-code"><code>' in html
+    for token in ('<span class="k">for </span>', '<span class="nb">range</span>', '<span class="m">3</span>',
+                  '<span class="s">"a&lt;b"</span>', '<span class="c"># done\n</span>'):
+        assert token in html, token
+    # the colours are JupyterLab's editor variables, so they follow its light or dark theme
+    for variable in ("keyword", "string", "comment", "number", "builtin", "def", "operator"):
+        assert f"var(--jp-mirror-editor-{variable}-color," in STYLE
+    assert "var(--jp-cell-editor-background," in STYLE and "var(--jp-border-color2," in STYLE
+
+
+def test_code_without_a_known_language_is_plain_escaped_text_in_the_same_box():
+    for fence in ("```\n", "```nosuchlanguage\n", "    "):
+        html = markdown_to_html(f"{fence}x = '<b>'\n" + ("```\n" if fence.startswith("```") else ""))
+        assert "<pre class=\"ipyg4f-code\"><code>x = '&lt;b&gt;'\n</code></pre>" in html, html
+        assert "<span" not in html
+
+
+def test_streaming_highlights_piece_by_piece_and_the_final_answer_whole():
+    from ipyg4f.render import live_html
+    from ipyg4f.render.html import LIVE_HIGHLIGHT_PIECE, _pieces
+
+    code = "import os\n\n\ndef f():\n    return 1\n" + "x = 1\n" * 400
+    pieces = _pieces(code)
+    assert "".join(pieces) == code and max(map(len, pieces)) <= LIVE_HIGHLIGHT_PIECE
+    assert pieces[:-1] == _pieces(code + "y = 2\n")[:len(pieces) - 1]  # growing changes only the last piece
+    live = live_html("```python\nimport os\n\ndef f():\n    return 1")  # the fence still open
+    assert '<span class="k">import </span>' in live and '<span class="nf">f</span>' in live
+    assert live.count("<style>") == 1 and live.endswith('<span class="ipyg4f-cursor">▌</span></div>')
+    assert live_html("one\n\ntwo", style=False).endswith('<p>two<span class="ipyg4f-cursor">▌</span></p>\n</div>')
+    # the thinking block carries the style only while it is all there is (open); then the answer carries it
+    from ipyg4f.render import thinking_html
+    assert "<style>" in thinking_html("```py\nx\n```", open_=True, live=True)
+    assert "<style>" not in thinking_html("```py\nx\n```", open_=False)
+
+
+def test_table_alignment_is_kept_and_unaligned_columns_are_left_aligned():
+    from ipyg4f.render.html import ANSWER_CSS
+
+    html = markdown_to_html("| name | n | mid | left |\n|---|--:|:-:|:--|\n| a | 1 | b | c |\n")
+    assert "<th>name</th>" in html and "<td>a</td>" in html
+    assert '<th style="text-align:right">n</th>' in html and '<td style="text-align:right">1</td>' in html
+    assert '<td style="text-align:center">b</td>' in html and '<td style="text-align:left">c</td>' in html
+    assert ".ipyg4f-md.ipyg4f-md td,.ipyg4f-md.ipyg4f-md th{text-align:left}" in ANSWER_CSS
+
+
+def test_the_sanitiser_allows_only_its_narrow_additions():
+    from ipyg4f.render.html import sanitise
+
+    attacks = [
+        '<script class="k">alert(1)</script>',
+        '<span class="k" onclick="alert(2)" onmouseover="alert(3)">x</span>',
+        '<img src=x onerror="alert(4)">',
+        '<a href="javascript:alert(5)" class="k">a</a>',
+        '<table><tr><td style="background:url(javascript:alert(6))">c</td>'
+        '<td style="text-align:right;background:url(javascript:alert(7))">c</td>'
+        '<th style="text-align: right; position: fixed">h</th></tr></table>',
+        '<span style="text-align:right">s</span>',
+        '<div style="text-align:left" class="ipyg4f-md">d</div>',
+        '<pre class="ipyg4f-code evil" style="color:red"><code class="language-js">c</code></pre>',
+        '<span class="k evil">k</span>',
+        '<style>body{display:none}</style>',
+        '<svg><script>alert(8)</script></svg>',
+        '<iframe src="javascript:alert(9)"></iframe>',
+    ]
+    cleaned = sanitise("".join(attacks))
+    for bad in ("<script", "alert", "onclick", "onmouseover", "onerror", "javascript:", "url(", "position",
+                "background", "<style", "display", "evil", "<svg", "<iframe", "language-js", "color:red"):
+        assert bad not in cleaned, (bad, cleaned)
+    assert '<span class="k">k</span>' in cleaned and '<pre class="ipyg4f-code"><code>c</code></pre>' in cleaned
+    assert "<div>d</div>" in cleaned and "<span>s</span>" in cleaned
+    assert "<td>c</td><td>c</td><th>h</th>" in cleaned
+    assert sanitise('<table><tr><td style="text-align:right">1</td></tr></table>').count('style="text-align:right"') == 1
+    # through Markdown (raw HTML off) nothing of it becomes a tag at all
+    html = markdown_to_html("\n\n".join(attacks) + '\n\n```python" onclick="alert(10)\nx\n```\n[x](javascript:alert(11))')
+    tags = re.findall(r"<[^>]*>", html.split("</style>", 1)[1])  # the payloads stay as (escaped) text
+    assert {t.split()[0].strip("<>/") for t in tags} <= {"div", "p", "pre", "code", "a"}, tags
+    assert not [t for t in tags if "on" in t.split("=")[0] or "javascript" in t or "style" in t], tags
+
+
+def test_command_tables_are_left_aligned_with_a_header_rule():
+    from ipyg4f.commands import _html_table
+
+    table = _html_table(["provider", "working"], [["<b>A</b>", "yes"]])
+    assert table.count('<th style="text-align:left;') == 2 and table.count('<td style="text-align:left;') == 2
+    assert "border-bottom:1px solid var(--jp-border-color1" in table and "margin-left:0" in table
+    assert "&lt;b&gt;A&lt;/b&gt;" in table and "text-align:right" not in table

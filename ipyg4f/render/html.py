@@ -1,20 +1,34 @@
-"""Answers as safe HTML: sanitised Markdown, the streaming cursor, the thinking block, media, colours.
+"""Answers as safe HTML: sanitised Markdown, highlighted code, the streaming cursor, the thinking block, media, colours.
 
 Model output is untrusted.  Markdown is rendered with markdown-it-py with raw
 HTML disabled (so ``<img onerror=...>`` in an answer shows as text), and the
 result goes through nh3 (the Rust ammonia sanitiser) as a second guard, since
 JupyterLab does not sanitise HTML of trusted (live) outputs.  Everything an
 answer carries besides text (links, images, thinking) is sanitised the same way.
+
+Code blocks are highlighted server-side by Pygments into ``<span class="k">``
+tokens.  Their colours come from one constant ``<style>`` block scoped to
+``.ipyg4f-md`` (:data:`STYLE`, added outside the sanitised fragment, once per
+output) that maps the token classes to JupyterLab's own editor variables
+(``--jp-mirror-editor-*``), so an answer follows the light or dark theme as a
+code cell does.  The sanitiser lets through, beyond nh3's defaults, only those
+token classes on ``span``, the box's class on ``pre`` and exactly
+``style="text-align:left|center|right"`` on ``th``/``td``.
 """
 
 from __future__ import annotations
 
 import html
+import re
+from functools import lru_cache
 from typing import Any
 
 #: above this many characters, streaming updates show escaped text instead of
 #: re-rendering Markdown on every update (keeps each update cheap)
 LIVE_MARKDOWN_LIMIT = 8000
+#: while streaming, code is highlighted in pieces of at most this many characters (split at blank
+#: lines, then at line ends), each cached: an update re-highlights only the piece that grew
+LIVE_HIGHLIGHT_PIECE = 1500
 CURSOR = '<span class="ipyg4f-cursor">▌</span>'
 
 #: the one palette of both front ends: JupyterLab's theme variables, with light-theme fallbacks
@@ -22,35 +36,173 @@ COLOURS = {"info": "var(--jp-ui-font-color2, #666)", "busy": "var(--jp-brand-col
            "ok": "var(--jp-success-color1, #388e3c)", "warn": "var(--jp-warn-color1, #b36b00)",
            "error": "var(--jp-error-color1, #c00)"}
 
+#: the classes an answer's code tokens get: each a group of Pygments token classes (named after its first),
+#: coloured as JupyterLab colours code cells (``--jp-mirror-editor-<name>-color``; fallback outside JupyterLab:
+#: JupyterLab Light's value).  Tokens of no group (names, whitespace) are left as plain text: fewer bytes.
+_TOKEN_GROUPS = {  # class: (Pygments classes, editor colour name, fallback, extra CSS)
+    "k": ("k kd kn kp kr kt ow kc", "keyword", "#008000", ";font-weight:bold"),
+    "nf": ("nf fm nc", "def", "#00f", ""),
+    "nb": ("nb ne", "builtin", "#008000", ""),
+    "nv": ("nv bp vc vg vi vm", "variable-2", "#00366d", ""),
+    "na": ("na", "attribute", "#00c", ""),
+    "nd": ("nd cp cpf", "meta", "#a2f", ""),
+    "nt": ("nt", "tag", "#170", ""),
+    "s": ("s s1 s2 sa sb sc dl sd sh sx sr ss l ld", "string", "#ba2121", ""),
+    "se": ("se si", "string-2", "#708", ""),
+    "m": ("m mb mf mh mi mo il", "number", "#080", ""),
+    "c": ("c c1 ch cm cs", "comment", "#408080", ";font-style:italic"),
+    "o": ("o", "operator", "#7800c2", ";font-weight:bold"),
+    "p": ("p pm", "punctuation", "#05a", ""),
+    "pb": ("", "bracket", "#997", ""),  # punctuation that is a bracket, as JupyterLab tells them apart
+    "gh": ("gh gu", "header", "blue", ";font-weight:bold"),
+    "gd": ("gd gr gt", "error", "red", ""),
+    "gi": ("gi", "quote", "#090", ""),
+    "go": ("go gp", "qualifier", "#555", ""),
+}
+_GROUP_OF = {cls: group for group, (classes, *_) in _TOKEN_GROUPS.items() for cls in classes.split()}
+_BOX = "div.ipyg4f-md pre.ipyg4f-code"  # (0,2,2): outranks Lab's `.jp-ThemedContainer .jp-RenderedHTMLCommon pre`
+_CELLS = ".ipyg4f-md.ipyg4f-md td,.ipyg4f-md.ipyg4f-md th"  # (0,2,1): Lab's right-aligning rule's weight, later
+
+#: the answers' own CSS, scoped to ``.ipyg4f-md``: the code box and its token colours; table cells
+#: left-aligned (a ``|--:|`` column keeps its inline ``text-align``, which outranks this)
+ANSWER_CSS = (
+    f"{_BOX}{{background:var(--jp-cell-editor-background,rgba(127,127,127,.08));"
+    "border:1px solid var(--jp-border-color2,rgba(127,127,127,.3));border-radius:4px;padding:6px 10px;"
+    "margin:0 0 1em;overflow-x:auto;color:var(--jp-content-font-color1,inherit);"
+    "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,13px);"
+    "line-height:var(--jp-code-line-height,1.4);white-space:pre-wrap}"
+    f"{_BOX}>code{{background:transparent;border:0;padding:0;color:inherit;font-size:inherit}}"
+    + "".join(f".ipyg4f-code .{group}{{color:var(--jp-mirror-editor-{name}-color,{fallback}){extra}}}"
+              for group, (_, name, fallback, extra) in _TOKEN_GROUPS.items())
+    + f"{_CELLS}{{text-align:left}}"
+)
+STYLE = f"<style>{ANSWER_CSS}</style>"
+
 _md = None
+_cleaner = None
+_ALIGNED = {f"text-align:{side}" for side in ("left", "center", "right")}
 
 
 def sanitise(fragment: str) -> str:
-    import nh3
+    """nh3's defaults plus exactly: the token classes on ``span``, ``ipyg4f-code`` on ``pre``,
+    ``style="text-align:left|center|right"`` on ``th``/``td`` (markdown-it's column alignment)."""
+    global _cleaner
+    if _cleaner is None:
+        import nh3
 
-    return nh3.clean(fragment, link_rel="noopener noreferrer nofollow")
+        _cleaner = nh3.Cleaner(link_rel="noopener noreferrer nofollow",
+                               allowed_classes={"span": set(_TOKEN_GROUPS), "pre": {"ipyg4f-code"}},
+                               tag_attribute_values={"th": {"style": _ALIGNED}, "td": {"style": _ALIGNED}})
+    return _cleaner.clean(fragment)
 
 
-def markdown_to_html(text: str) -> str:
-    """Untrusted Markdown -> safe HTML."""
+@lru_cache(maxsize=64)
+def _lexer(language: str) -> Any:
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:  # no guessing: guess_lexer tries every lexer (slow) and is often wrong
+        return None
+
+
+@lru_cache(maxsize=256)
+def _group(ttype: Any) -> str:
+    from pygments.token import STANDARD_TYPES
+
+    cls = STANDARD_TYPES.get(ttype)
+    while cls is None:
+        ttype = ttype.parent
+        cls = STANDARD_TYPES.get(ttype)
+    return _GROUP_OF.get(cls, "")
+
+
+@lru_cache(maxsize=512)
+def _highlight(code: str, language: str) -> str:
+    """Code as escaped text, its tokens in ``<span class="group">`` (runs of one group merged); plain escaped
+    text for an unknown or absent language."""
+    lexer = _lexer(language.lower()) if language else None
+    if lexer is None:
+        return html.escape(code, quote=False)
+    runs: list[tuple[str, list[str]]] = []  # (group, text): whitespace joins the run before it
+    for ttype, value in lexer.get_tokens(code):
+        group = _group(ttype)
+        if group == "p" and value in "()[]{}":
+            group = "pb"
+        if runs and (group == runs[-1][0] or not value.strip()):
+            runs[-1][1].append(value)
+        else:
+            runs.append((group, [value]))
+    escaped = ((group, html.escape("".join(values), quote=False)) for group, values in runs)
+    return "".join(f'<span class="{group}">{text}</span>' if group else text for group, text in escaped)
+
+
+_AFTER_BLANK_LINE = re.compile(r"(?<=\n\n)")
+
+
+def _pieces(code: str) -> list[str]:
+    """Code split after blank lines, then at line ends into pieces of at most LIVE_HIGHLIGHT_PIECE characters.
+    The split depends only on what comes before, so as the code grows only the last piece changes."""
+    pieces = []
+    for part in _AFTER_BLANK_LINE.split(code):
+        while len(part) > LIVE_HIGHLIGHT_PIECE:
+            cut = part.rfind("\n", 0, LIVE_HIGHLIGHT_PIECE) + 1 or LIVE_HIGHLIGHT_PIECE
+            pieces.append(part[:cut])
+            part = part[cut:]
+        pieces.append(part)
+    return pieces
+
+
+def code_html(code: str, language: str = "", *, live: bool = False) -> str:
+    """A code block in its box.  While streaming (``live``) it is highlighted piece by piece, each piece
+    cached, so an update costs the piece that grew; that is exact but for a token spanning a blank line
+    (a docstring with an empty line), which the final answer, highlighted whole, gets right."""
+    body = "".join(_highlight(p, language) for p in _pieces(code)) if live else _highlight(code, language)
+    return f'<pre class="ipyg4f-code"><code>{body}</code></pre>'
+
+
+def _fence(self: Any, tokens: list[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
+    info = tokens[idx].info.split(maxsplit=1)
+    return code_html(tokens[idx].content, info[0] if info else "", live=env.get("live", False)) + "\n"
+
+
+def _code_block(self: Any, tokens: list[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
+    return code_html(tokens[idx].content, live=env.get("live", False)) + "\n"
+
+
+def _render(text: str, *, live: bool = False) -> str:
     global _md
     if _md is None:
         from markdown_it import MarkdownIt
 
         _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
-    return sanitise(_md.render(text))
+        _md.add_render_rule("fence", _fence)
+        _md.add_render_rule("code_block", _code_block)
+    return sanitise(_md.render(text, {"live": live}))
+
+
+def markdown_to_html(text: str, *, style: bool = True) -> str:
+    """Untrusted Markdown -> safe HTML in a ``div.ipyg4f-md``, after the answers' ``<style>`` (unless
+    ``style=False``: one per output is enough)."""
+    return f'{STYLE if style else ""}<div class="ipyg4f-md">{_render(text)}</div>'
+
 
 
 def text_to_html(text: str) -> str:
     return f'<pre class="ipyg4f-text" style="white-space: pre-wrap">{html.escape(text)}</pre>'
 
 
-def live_html(text: str) -> str:
+def live_html(text: str, *, style: bool = True) -> str:
     """Text still streaming: rendered (or, when long, escaped) with the cursor on its last line."""
-    body = markdown_to_html(text) if len(text) <= LIVE_MARKDOWN_LIMIT else text_to_html(text)
+    if len(text) > LIVE_MARKDOWN_LIMIT:
+        return text_to_html(text) + CURSOR
+    body = _render(text, live=True)
     if body.endswith("</p>\n"):  # the cursor goes on the last line, not below it
-        return body[:-5] + CURSOR + "</p>\n"
-    return body + CURSOR
+        body = body[:-5] + CURSOR + "</p>\n"
+    else:
+        body += CURSOR
+    return f'{STYLE if style else ""}<div class="ipyg4f-md">{body}</div>'
 
 
 def code_block(text: str) -> tuple[str, str]:
@@ -86,7 +238,8 @@ def thinking_html(reasoning: str, *, open_: bool, live: bool = False) -> str:
     """The model's thinking in a collapsible block (open only while it is all there is)."""
     if not reasoning:
         return ""
-    body = live_html(reasoning) if live else markdown_to_html(reasoning)
+    # the answer that follows carries the <style> (once per output); open, the thinking is all there is
+    body = live_html(reasoning, style=open_) if live else markdown_to_html(reasoning, style=open_)
     title = "Thinking…" if live else "Thought"
     return (f'<details class="ipyg4f-thinking"{" open" if open_ else ""} style="margin-bottom:0.5em;'
             f'color:{COLOURS["info"]}"><summary>{title}</summary><div style="padding-left:1em">{body}</div>'

@@ -1,4 +1,5 @@
-"""A ``%%chat`` answer in JupyterLab 4, light and dark: the thinking block, the answer, the footer.
+"""A ``%%chat`` answer in JupyterLab 4, light and dark: the thinking block, the answer (its code highlighted
+in a box, its table's alignment kept), the footer.
 
 Its screenshots go to the screenshot directory; ``IPYG4F_UPDATE_SCREENSHOTS=1 pytest tests/browser
 -k thought`` also writes ``docs/answer-light.png`` and ``docs/answer-dark.png``.
@@ -29,8 +30,10 @@ class Thinker(AsyncGeneratorProvider):
                       "show it, then say what it prints."]:
             await asyncio.sleep(0.05)
             yield Reasoning(piece)
-        for piece in ["Here is a loop:\\n\\n", "```python\\nfor i in range(3):\\n", "    print(i)\\n```\\n\\n",
-                      "It prints **0**, **1** and **2**."]:
+        for piece in ["Here is a loop:\\n\\n", "```python\\nfor i in range(3):\\n",
+                      "    print(i, 'squared:', i ** 2)  # one line each\\n```\\n\\n",
+                      "It prints **0**, **1** and **2**.\\n\\n",
+                      "| i | squared |\\n|---|--:|\\n| 0 | 0 |\\n| 1 | 1 |\\n| 2 | 4 |\\n"]:
             await asyncio.sleep(0.05)
             yield piece
         yield Usage(42, 17)
@@ -40,6 +43,32 @@ class Thinker(AsyncGeneratorProvider):
 #: the text of every paragraph of the output that is not inside the thinking block
 ANSWER_PARAGRAPHS = """(output) => [...output.querySelectorAll('p')]
     .filter(p => !p.closest('.ipyg4f-thinking')).map(p => p.textContent)"""
+
+
+#: computed styles of the answer's code box, its tokens and its table, with the theme's own editor colours
+LOOKS = """(output) => {
+    const style = (e) => getComputedStyle(e);
+    const resolve = (value) => {  // a CSS colour value as the browser computes it here
+        const probe = document.createElement('span');
+        probe.style.color = value;
+        output.appendChild(probe);
+        const colour = style(probe).color;
+        probe.remove();
+        return colour;
+    };
+    const pre = output.querySelector('.ipyg4f-md pre.ipyg4f-code');
+    const cell = (row, col) => output.querySelectorAll('.ipyg4f-md tbody tr')[row].children[col];
+    return {
+        text: style(pre).color, background: style(pre).backgroundColor, radius: parseFloat(style(pre).borderRadius),
+        padding: parseFloat(style(pre).paddingLeft), border: style(pre).borderTopStyle,
+        keyword: style(pre.querySelector('.k')).color, string: style(pre.querySelector('.s')).color,
+        comment: style(pre.querySelector('.c')).color, number: style(pre.querySelector('.m')).color,
+        labKeyword: resolve('var(--jp-mirror-editor-keyword-color)'),
+        labString: resolve('var(--jp-mirror-editor-string-color)'),
+        plainAlign: style(cell(0, 0)).textAlign, headAlign: style(output.querySelector('.ipyg4f-md th')).textAlign,
+        rightAlign: style(cell(0, 1)).textAlign,
+    };
+}"""
 
 
 def leave(page):
@@ -75,9 +104,22 @@ def test_the_thought_sits_collapsed_above_the_answer_in_light_and_dark(page, lab
         "(o) => [...o.querySelectorAll('.ipyg4f-thinking, pre, .ipyg4f-footer')].map(e => e.tagName)")
     assert order == ["DETAILS", "PRE", "DIV"], order
 
+    expect()(output.locator("style")).to_have_count(1)  # the answers' CSS, once
+
+    looks = {}
     for theme, name in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
         set_theme(page, theme)
         expect()(thought).to_have_js_property("open", False)
+        look = looks[name] = output.element_handle().evaluate(LOOKS)
+        # highlighted: the tokens have the theme's own editor colours, unlike the plain text
+        assert look["keyword"] == look["labKeyword"] != look["text"], look
+        assert look["string"] == look["labString"] != look["text"], look
+        assert len({look["keyword"], look["string"], look["comment"], look["number"]}) == 4, look
+        # a box: a background of its own, padding, rounded corners, a border
+        assert look["background"] not in ("rgba(0, 0, 0, 0)", "transparent"), look
+        assert look["radius"] > 0 and look["padding"] > 0 and look["border"] == "solid", look
+        # tables: |--:| is right-aligned, an unaligned column (and its header) left-aligned
+        assert (look["plainAlign"], look["headAlign"], look["rightAlign"]) == ("left", "left", "right"), look
         screenshot(answer, shots_dir, f"answer-{name}.png", docs=True)
         thought.locator("summary").click()
         expect()(thought).to_have_js_property("open", True)
@@ -86,4 +128,6 @@ def test_the_thought_sits_collapsed_above_the_answer_in_light_and_dark(page, lab
         screenshot(answer, shots_dir, f"answer-{name}-thought-open.png")
         thought.locator("summary").click()
         leave(page)
+    assert looks["light"]["keyword"] != looks["dark"]["keyword"], looks  # the colours follow the theme
+    assert looks["light"]["background"] != looks["dark"]["background"], looks
     assert page.errors == []
