@@ -333,6 +333,9 @@ def cmd_fix(chat: Chat, args: Any) -> None:
 
 
 def cmd_panel(chat: Chat, args: Any) -> Any:
+    if not in_kernel(chat.shell):
+        raise UsageError("the panel is a widget: open it in JupyterLab, Notebook 7 or VS Code "
+                         "(in a terminal, use %%chat)")
     from .panel import ChatPanel
 
     return ChatPanel(chat=chat)

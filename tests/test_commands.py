@@ -250,3 +250,8 @@ def test_quoted_option_values_lose_their_quotes(ip):
     assert ScriptedProvider.requests[-1]["messages"][0] == {"role": "system", "content": "Be brief."}
     chat = get_chat(ip)
     assert chat.store.threads(chat.notebook) == ["my thread"]
+
+
+def test_the_panel_in_a_terminal_says_where_it_works(ip):
+    with pytest.raises(UsageError, match="the panel is a widget: open it in JupyterLab"):
+        ip.run_line_magic("chat", "panel")

@@ -102,7 +102,8 @@ def test_streaming_highlights_piece_by_piece_and_the_final_answer_whole():
     assert pieces[:-1] == _pieces(code + "y = 2\n")[:len(pieces) - 1]  # growing changes only the last piece
     live = live_html("```python\nimport os\n\ndef f():\n    return 1")  # the fence still open
     assert '<span class="k">import </span>' in live and '<span class="nf">f</span>' in live
-    assert live.count("<style>") == 1 and live.endswith('<span class="ipyg4f-cursor">▌</span></div>')
+    assert live.count("<style>") == 1  # the cursor follows the code's last character, inside the box
+    assert live.endswith('1<span class="ipyg4f-cursor">▌</span></span></code></pre>\n</div>')
     assert live_html("one\n\ntwo", style=False).endswith('<p>two<span class="ipyg4f-cursor">▌</span></p>\n</div>')
     # the thinking block carries the style only while it is all there is (open); then the answer carries it
     from ipyg4f.render import thinking_html
@@ -161,3 +162,14 @@ def test_command_tables_are_left_aligned_with_a_header_rule():
     assert table.count('<th style="text-align:left;') == 2 and table.count('<td style="text-align:left;') == 2
     assert "border-bottom:1px solid var(--jp-border-color1" in table and "margin-left:0" in table
     assert "&lt;b&gt;A&lt;/b&gt;" in table and "text-align:right" not in table
+
+
+def test_the_streaming_cursor_follows_the_last_text_never_alone_on_a_line():
+    from ipyg4f.render.html import CURSOR, live_html
+
+    for text, before in [("Hello **world**", "world"), ("- a\n- b", "b"), ("```python\nx = 1\n", "1"),
+                         ("| a |\n|---|\n| 7 |", "7"), ("text\n\n```\ncode\n```", "code")]:
+        html = live_html(text, style=False)
+        assert html.count(CURSOR) == 1
+        ahead = html[: html.index(CURSOR)]
+        assert ahead.rstrip().endswith(before) or ahead.endswith(f">{before}"), (text, html)

@@ -196,13 +196,20 @@ def text_to_html(text: str) -> str:
 def live_html(text: str, *, style: bool = True) -> str:
     """Text still streaming: rendered (or, when long, escaped) with the cursor on its last line."""
     if len(text) > LIVE_MARKDOWN_LIMIT:
-        return text_to_html(text) + CURSOR
-    body = _render(text, live=True)
-    if body.endswith("</p>\n"):  # the cursor goes on the last line, not below it
-        body = body[:-5] + CURSOR + "</p>\n"
-    else:
-        body += CURSOR
-    return f'{STYLE if style else ""}<div class="ipyg4f-md">{body}</div>'
+        return with_cursor(text_to_html(text))
+    return f'{STYLE if style else ""}<div class="ipyg4f-md">{with_cursor(_render(text, live=True))}</div>'
+
+
+#: the closing tags (and the newline before them) that end a rendered fragment
+_TRAILING_CLOSE = re.compile(r"\n?(?:</[a-zA-Z0-9]+>\s*)+$")
+
+
+def with_cursor(body: str) -> str:
+    """``body`` with the streaming cursor after its last character of text, inside the last paragraph,
+    list item, table cell or code block, never alone on a line below it."""
+    found = _TRAILING_CLOSE.search(body)
+    at = found.start() if found else len(body)
+    return body[:at] + CURSOR + body[at:]
 
 
 def code_block(text: str) -> tuple[str, str]:
