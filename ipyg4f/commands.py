@@ -244,7 +244,7 @@ def cmd_providers(chat: Chat, args: Any) -> None:
     for info in list_providers():
         flags = [f for f, on in (("stream", info.supports_stream), ("system", info.supports_system_message),
                                  ("history", info.supports_message_history), ("key", info.needs_auth)) if on]
-        state = "yes" if info.available else ("not set up" if info.working else "no")
+        state = "yes" if info.available else ("not set up or not running" if info.working else "no")
         name = f"{info.name} *" if info.name.lower() == default.lower() else info.name
         models = ", ".join(info.models) or info.default_model or "any"
         rows.append([name, state, models, " ".join(flags), info.error or info.label])

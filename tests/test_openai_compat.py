@@ -426,3 +426,14 @@ def test_every_provider_declares_the_options_it_honours():
     for provider, _ in KEY_VARS:
         assert provider.options == expected
         assert provider.options <= OPTION_FLAGS.keys()
+
+
+def test_a_keyless_local_server_is_available_only_while_it_listens(protocol_server, monkeypatch):
+    from protocol_server import closed_port_url
+
+    monkeypatch.setenv("LLAMACPP_BASE_URL", f"{closed_port_url()}/v1")
+    assert not LlamaCppServer.is_available()  # nothing listens: not offered, and Fallback skips it
+    monkeypatch.setenv("LLAMACPP_BASE_URL", f"{protocol_server.base_url}/v1")
+    assert LlamaCppServer.is_available()
+    monkeypatch.setenv("LLAMACPP_BASE_URL", "http://gpu-box.invalid:8080/v1")
+    assert LlamaCppServer.is_available()  # a remote server is not probed: taken as configured

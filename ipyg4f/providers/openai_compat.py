@@ -82,10 +82,11 @@ class OpenAICompatible(AsyncGeneratorProvider):
 
     @classmethod
     def is_available(cls) -> bool:
+        """Set up: a key or a base URL; a keyless server on this machine must also be listening."""
         if not cls.working:
             return False
         if not cls.needs_auth:
-            return True
+            return _listening(cls.resolve_base_url())
         configured = cls.base_url or (cls.base_url_env and os.environ.get(cls.base_url_env))
         return bool(configured or cls.resolve_api_key())
 
@@ -159,6 +160,26 @@ class OpenAICompatible(AsyncGeneratorProvider):
                 data = await http.read_json(response, cls.name)
         items = data.get("data", []) if isinstance(data, dict) else data
         return sorted(str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id"))
+
+
+def _listening(url: str, timeout: float = 0.2) -> bool:
+    """True unless ``url`` is on this machine and nothing listens there (a refused connect is instant).
+
+    Only loopback addresses are probed: a remote server is taken as it is configured.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        return True
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 # --- requests and their errors ---------------------------------------------------------------
