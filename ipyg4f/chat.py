@@ -116,7 +116,9 @@ class Chat:
         messages.append({"role": "user", "content": user_content(prompt, attachments or [])})
         timeout = timeout or self.config.timeout
         kwargs: dict[str, Any] = {"timeout": timeout}
-        if self.config.fallback and cls.name == "Fallback":
+        from .providers.fallback import Fallback
+
+        if self.config.fallback and issubclass(cls, Fallback):
             kwargs["providers"] = list(self.config.fallback)
         given = {"temperature": temperature, "proxy": proxy, **(extra or {})}
         ignored = cls.ignored_options(given)

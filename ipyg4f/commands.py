@@ -146,6 +146,7 @@ def _into_target(spec: str, namespace: Any) -> tuple[Any, Any]:
 def run_cell(chat: Chat, args: Any, cell: str) -> None:
     from .context import context_block
     from .render import CellRenderer, TerminalRenderer, code_block, failure_lines, outcome
+    from .render.outcome import label as outcome_label
     from .runner import Answer, run_blocking
     from .template import fill_template, user_namespace
 
@@ -172,7 +173,7 @@ def run_cell(chat: Chat, args: Any, cell: str) -> None:
         return _show_request(request, attachments)
     answer = Answer(request.provider_name, request.model)
     answer.notes.extend(notes)
-    label = f"{request.provider_name} ({request.model})" if request.model else request.provider_name
+    label = outcome_label(request.provider_name, request.model)
     if in_kernel(shell):
         renderer = CellRenderer(label, fmt=fmt, rate=config.updates_per_second,
                                 metadata={"provider": request.provider_name, "model": request.model,

@@ -14,8 +14,8 @@ import ipywidgets as widgets
 
 from ..errors import ProviderError
 from ..events import Reasoning
-from ..render import COLOURS, StreamRenderer, line_html, live_html, markdown_to_html, outcome, thinking_html
-from ..render.html import context_html, extras_html
+from ..render import COLOURS, StreamRenderer, line_html, markdown_to_html, outcome, thinking_html
+from ..render.html import context_html, extras_html, streaming_html
 from ..render.outcome import Outcome, final_status, footer, label, live_status
 from ..runner import Answer, ChatRequest, Run
 
@@ -101,14 +101,9 @@ class Exchange(StreamRenderer):
         self.on_status(live_status(self.answer, self.label), "busy")
 
     def draw(self, answer: Answer) -> int:
-        text = answer.text
-        if text:
-            body = self.context + thinking_html(answer.reasoning, open_=False) + live_html(text)
-        else:
-            body = self.context + thinking_html(answer.reasoning, open_=True, live=True)
-        self.view.value = turn_html(self.prompt, self.label, "streaming", body)
+        self.view.value = turn_html(self.prompt, self.label, "streaming", self.context + streaming_html(answer))
         self.on_status(live_status(answer, self.label), "busy")
-        return len(text) + len(answer.reasoning)
+        return len(answer.text) + len(answer.reasoning)
 
     def finish(self, answer: Answer, result: Outcome) -> None:
         self._dirty = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .html import answer_bundle, context_html, extras_html, line_html, live_html, thinking_html
+from .html import answer_bundle, context_html, extras_html, line_html, streaming_html, thinking_html
 from .outcome import Outcome, context_summary, footer
 from .stream import StreamRenderer
 
@@ -43,11 +43,7 @@ class CellRenderer(StreamRenderer):
 
     def draw(self, answer: Any) -> int:
         text = answer.text
-        if text:
-            body = thinking_html(answer.reasoning, open_=False) + live_html(text)
-        else:  # only thinking so far: show it open, streaming
-            body = thinking_html(answer.reasoning, open_=True, live=True)
-        self.handle.update({"text/plain": text + " ▌", "text/html": self.context + body}, raw=True,
+        self.handle.update({"text/plain": text + " ▌", "text/html": self.context + streaming_html(answer)}, raw=True,
                            metadata=self._meta("streaming"))
         return len(text) + len(answer.reasoning)
 

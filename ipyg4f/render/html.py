@@ -200,6 +200,14 @@ def live_html(text: str, *, style: bool = True) -> str:
     return f'{STYLE if style else ""}<div class="ipyg4f-md">{with_cursor(_render(text, live=True))}</div>'
 
 
+def streaming_html(answer: Any) -> str:
+    """An answer while it streams: its thinking, open (and live) while it is all there is, then
+    collapsed above the live answer text."""
+    if answer.text:
+        return thinking_html(answer.reasoning, open_=False) + live_html(answer.text)
+    return thinking_html(answer.reasoning, open_=True, live=True)
+
+
 #: the closing tags (and the newline before them) that end a rendered fragment
 _TRAILING_CLOSE = re.compile(r"\n?(?:</[a-zA-Z0-9]+>\s*)+$")
 
