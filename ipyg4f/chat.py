@@ -128,6 +128,7 @@ class Chat:
         temperature = temperature if temperature is not None else self.config.temperature
         if temperature is not None:
             kwargs["temperature"] = temperature
+        kwargs.update(self.config.provider_settings(cls.name))
         kwargs.update(defaults)
         kwargs.update({k: v for k, v in (extra or {}).items() if v is not None})
         return ChatRequest(cls, model, messages, proxy or self.config.resolved_proxy(), kwargs, timeout), notes

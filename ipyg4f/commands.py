@@ -160,6 +160,8 @@ def run_cell(chat: Chat, args: Any, cell: str) -> None:
     if args.max_tokens is not None and args.max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, not {args.max_tokens}")
     cls, model = _resolve_or_usage(chat, args.provider, args.model)  # a user error changes nothing, not even --new
+    if cls.name == "Local" and not args.dry_run:
+        _pull_first(model)  # -m hf:OWNER/NAME[/FILE]: downloaded once, with a progress bar; on disk: nothing
     attachments = _attachments(chat, args, cls, model)  # evaluated on every run: the data may have changed
     extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key": _api_key(args.api_key_env)}
     cell_id = chat.new_cell_id()
@@ -259,6 +261,8 @@ def cmd_models(chat: Chat, args: Any) -> None:
     from .runner import LoopThread
 
     cls, _ = _resolve_or_usage(chat, args.provider, None)
+    if cls.name == "Local":
+        return _local_models(chat, cls)
     models = cls.available_models()
     if not models and cls.lists_models_remotely():
         timeout = chat.config.timeout
@@ -314,10 +318,45 @@ def cmd_reset(chat: Chat, args: Any) -> None:
     print(f"thread {thread!r} reset ({n} exchanges archived)")
 
 
+def _pull_first(model: str) -> None:
+    from .pull import pull_if_needed
+
+    pull_if_needed(model)
+
+
+def _local_models(chat: Chat, cls: Any) -> None:
+    """The bundled model and every pulled one, with size and quantisation; * marks the default."""
+    headers, rows = cls.model_table()
+    current = chat.config.model if chat.provider_setting().lower() == "local" and chat.config.model else ""
+    default = cls.get_model(current) if current else cls.default_model
+    _show_table(headers[:1] + ["default"] + headers[1:],
+                [[row[0], "*" if row[0] == default else "", *row[1:]] for row in rows])
+
+
+def cmd_pull(chat: Chat, args: Any) -> None:
+    """``%chat pull OWNER/NAME [FILE]``: download a GGUF model from the Hub once (Local then uses it offline)."""
+    import time
+
+    from .pull import pull, summary
+
+    words = args.command[1:]
+    if not 1 <= len(words) <= 2:
+        raise UsageError("%chat pull needs a Hub repository and, optionally, a file: "
+                         "%chat pull Qwen/Qwen2.5-0.5B-Instruct-GGUF [qwen2.5-0.5b-instruct-q4_k_m.gguf]")
+    start = time.monotonic()
+    result = pull(*words)
+    print(summary(result, time.monotonic() - start))
+
+
 def cmd_use(chat: Chat, args: Any) -> None:
     if not args.provider and not args.model:
         raise UsageError("%chat use needs -p PROVIDER and/or -m MODEL")
     cls, model = _resolve_or_usage(chat, args.provider or chat.config.provider or None, args.model)
+    if cls.name == "Local" and args.model:
+        try:
+            cls.resolve_path(model)  # a model on disk only: %chat use never downloads
+        except ModelNotFoundError as exc:
+            raise UsageError(f"{exc.message} (try: {exc.hint})") from None
     chat.set_defaults(cls.name, args.model or "")
     print(f"default: {cls.name}" + (f" ({model})" if model else ""))
 
@@ -343,4 +382,4 @@ def cmd_panel(chat: Chat, args: Any) -> Any:
 
 
 COMMANDS = {"providers": cmd_providers, "models": cmd_models, "history": cmd_history, "threads": cmd_threads,
-            "reset": cmd_reset, "use": cmd_use, "panel": cmd_panel, "fix": cmd_fix}
+            "reset": cmd_reset, "use": cmd_use, "panel": cmd_panel, "fix": cmd_fix, "pull": cmd_pull}

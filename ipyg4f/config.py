@@ -48,9 +48,25 @@ class ChatConfig(Configurable):
     updates_per_second = Float(20.0, help="Most display updates per second while streaming.").tag(config=True)
     history_path = Unicode("", help="History database; empty: <data dir>/history.sqlite3.").tag(config=True)
     show_traceback = Bool(False, help="Show full tracebacks of provider failures (like --debug).").tag(config=True)
+    local_context_size = Int(0, help="Context of the Local model, in tokens; 0: the model's own (from its GGUF "
+                                      "file), at most 4096. Longer costs memory; too long a history loses "
+                                      "its oldest exchanges.").tag(config=True)
+    local_max_tokens = Int(0, help="Longest answer of the Local model, in tokens (--max-tokens overrides it); 0: 256 "
+                                   "for a base model's one-line answers, else 1024 (at most half the "
+                                   "context).").tag(config=True)
+    local_threads = Int(0, help="llama.cpp threads of the Local model; 0: $IPYG4F_LOCAL_THREADS, else half the "
+                                "CPUs minus the busy ones (1 on 2 cores). A change reloads the model.").tag(config=True)
 
     def resolved_history_path(self) -> Path:
         return Path(self.history_path) if self.history_path else data_dir() / "history.sqlite3"
 
     def resolved_proxy(self) -> str | None:
         return self.proxy or os.environ.get("IPYG4F_PROXY") or None
+
+    def provider_settings(self, name: str) -> dict[str, int]:
+        """Keywords these settings give provider ``name`` (the ``local_*`` ones go to Local), those set only."""
+        if name.lower() != "local":
+            return {}
+        settings = {"n_ctx": self.local_context_size, "max_tokens": self.local_max_tokens,
+                    "n_threads": self.local_threads}
+        return {k: v for k, v in settings.items() if v and v > 0}

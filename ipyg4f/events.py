@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 __all__ = ["Event", "Reasoning", "Usage", "FinishReason", "ProviderUsed", "Sources", "Media", "ToolCalls",
-           "LoginRequired", "StreamItem", "ANSWER_EVENTS", "normalize", "kind_of"]
+           "LoginRequired", "Note", "StreamItem", "ANSWER_EVENTS", "normalize", "kind_of"]
 
 
 class Event:
@@ -84,6 +84,13 @@ class LoginRequired(Event):
 
     url: str
     label: str = ""
+
+
+@dataclass(frozen=True)
+class Note(Event):
+    """A one-line note on how this answer was made (e.g. the oldest exchanges were left out to fit)."""
+
+    text: str
 
 
 StreamItem = Union[str, Event]

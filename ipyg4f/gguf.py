@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import ProviderError
 
-__all__ = ["GGUFInfo", "check_gguf"]
+__all__ = ["FILE_TYPES", "GGUFInfo", "check_gguf"]
 
 _GGUF_MAGIC = b"GGUF"
 #: GGUF metadata value type -> struct format of a fixed-size scalar (8: string, 9: array)
@@ -33,12 +33,37 @@ _GGML_TYPES = {
 }
 
 
+#: llama.cpp's ``general.file_type`` (``enum llama_ftype``) -> the quantisation's usual name
+FILE_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
+    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+    19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
+    26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16",
+    36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
+}
+
+
 @dataclass(frozen=True)
 class GGUFInfo:
     version: int
     tensors: int
     architecture: str
     has_chat_template: bool
+    #: the context the model was trained for (``<arch>.context_length``); 0 when the file does not say
+    context_length: int = 0
+    #: ``general.file_type``; None when the file does not say
+    file_type: int | None = None
+    #: ``general.name``
+    name: str = ""
+    #: the text of the end-of-generation tokens the file names (eos, eot, eom), e.g. ``("<|im_end|>",)``
+    stop_texts: tuple[str, ...] = ()
+
+    @property
+    def quantization(self) -> str:
+        """``Q4_K_M``, ``F16``... ("" when unknown)."""
+        if self.file_type is None:
+            return ""
+        return FILE_TYPES.get(self.file_type, f"type {self.file_type}")
 
 
 class _Truncated(Exception):
@@ -112,15 +137,24 @@ def check_gguf(path: str | os.PathLike[str], provider: str = "Local") -> GGUFInf
             if n_tensors > size or n_kv > size:
                 raise invalid("the header's counts are impossible for the file's size")
             alignment, architecture, template = 32, "", False
+            scalars: dict[bytes, Any] = {}
+            tokens_at = -1  # where the vocabulary's strings start
             for _ in range(n_kv):
                 key = reader.string()
-                value = reader.value(reader.take("I"))
+                kind = reader.take("I")
+                if key == b"tokenizer.ggml.tokens" and kind == 9:
+                    tokens_at = reader.pos
+                value = reader.value(kind)
                 if key == b"general.alignment" and isinstance(value, int) and value > 0:
                     alignment = value
                 elif key == b"general.architecture" and isinstance(value, bytes):
                     architecture = value.decode("utf-8", "replace")
                 elif key == b"tokenizer.chat_template":
                     template = bool(value)
+                elif key.endswith((b".context_length", b".file_type", b".name", b"_token_id")):
+                    scalars[key] = value
+            stops = _token_texts(reader, tokens_at, [scalars.get(b"tokenizer.ggml.%s_token_id" % k)
+                                                     for k in (b"eos", b"eot", b"eom")])
             end = 0
             for _ in range(n_tensors):
                 reader.string()
@@ -135,4 +169,31 @@ def check_gguf(path: str | os.PathLike[str], provider: str = "Local") -> GGUFInf
         data_start = -(-reader.pos // alignment) * alignment
         if data_start + end > size:
             raise invalid(f"it is truncated: its tensors need {data_start + end} bytes, the file has {size}")
-    return GGUFInfo(version, n_tensors, architecture, template)
+    context = scalars.get(f"{architecture}.context_length".encode())
+    file_type = scalars.get(b"general.file_type")
+    name = scalars.get(b"general.name")
+    return GGUFInfo(version, n_tensors, architecture, template,
+                    context_length=context if isinstance(context, int) and context > 0 else 0,
+                    file_type=file_type if isinstance(file_type, int) and not isinstance(file_type, bool) else None,
+                    name=name.decode("utf-8", "replace") if isinstance(name, bytes) else "",
+                    stop_texts=stops)
+
+
+def _token_texts(reader: _Reader, tokens_at: int, ids: list[Any]) -> tuple[str, ...]:
+    """The vocabulary's text of each token id in ``ids`` (unknown ids and duplicates left out)."""
+    wanted = {i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i >= 0}
+    if tokens_at < 0 or not wanted:
+        return ()
+    saved, reader.pos = reader.pos, tokens_at
+    try:
+        if reader.take("I") != 8:
+            return ()
+        count = reader.take("Q")
+        found: dict[int, str] = {}
+        for index in range(min(count, max(wanted) + 1)):
+            text = reader.string()
+            if index in wanted:
+                found[index] = text.decode("utf-8", "replace")
+    finally:
+        reader.pos = saved
+    return tuple(dict.fromkeys(found[i] for i in ids if i in found and found[i]))

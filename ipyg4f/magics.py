@@ -12,7 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .chat import Chat, detach, get_chat
 from .config import FORMATS
 
-SUBCOMMANDS = ("providers", "models", "history", "threads", "reset", "use", "panel", "fix")
+SUBCOMMANDS = ("providers", "models", "history", "threads", "reset", "use", "panel", "fix", "pull")
 
 
 @magics_class
@@ -53,7 +53,8 @@ class ChatMagics(Magics):
     @argument("--debug", action="store_true", help="show the full traceback of a failure")
     @argument("--last", type=int, default=50, metavar="N", help="line mode: %%chat history shows the last N (0: all)")
     @argument("command", nargs="*", help="line mode: providers | models [-p P] | history [-c NAME] | "
-                                          "threads | reset [-c NAME] | use -p P [-m M] | panel | fix [-f code]")
+                                          "threads | reset [-c NAME] | use -p P [-m M] | panel | fix [-f code] | "
+                                          "pull OWNER/NAME [FILE]")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None):
         """Chat with a language model.
@@ -68,6 +69,7 @@ class ChatMagics(Magics):
             %chat providers      %chat models -p OpenAI     %chat history [-c NAME]
             %chat threads        %chat reset -c NAME        %chat use -p OpenAI -m M
             %chat panel          %chat fix [-f code]  (explain the last error, propose a fix)
+            %chat pull OWNER/NAME [FILE]  (a GGUF model from the Hugging Face Hub, for -p Local)
 
         Context: ``--with df,model.coef_`` attaches typed descriptions of values,
         ``--error`` the last error, ``--image last`` the last plot shown; the
@@ -92,7 +94,7 @@ class ChatMagics(Magics):
         name, rest = args.command[0], args.command[1:]
         if name not in SUBCOMMANDS:
             raise UsageError(f"unknown %chat command {name!r}; use one of: {', '.join(SUBCOMMANDS)}")
-        if rest:
+        if rest and name != "pull":  # pull takes the repository and file as words
             raise UsageError(f"unexpected words after %chat {name}: {shlex.join(rest)}")
         return commands.COMMANDS[name](self.state, args)
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from .errors import ProviderTimeoutError
 from .events import (ANSWER_EVENTS, FinishReason, LoginRequired, Media, ProviderUsed, Reasoning, Sources,
-                     ToolCalls, Usage, kind_of, normalize)
+                     Note, ToolCalls, Usage, kind_of, normalize)
 from .messages import Messages
 
 #: how long an interrupted stream may take to close its connection
@@ -125,6 +125,9 @@ class Answer:
             self.tool_calls.extend(event.names)
         elif isinstance(event, LoginRequired):
             self.login = event
+        elif isinstance(event, Note):
+            if event.text not in self.notes:
+                self.notes.append(event.text)
         elif event is None and item is not None:
             self.ignored[kind_of(item)] += 1
             return False

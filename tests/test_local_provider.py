@@ -138,7 +138,8 @@ def test_kwargs_are_checked_before_any_work(extra_present):
     job = Local.plan(Local.default_model, FRANCE, {"temperature": 0.5, "max_tokens": 12, "seed": 7})
     assert (job.options["temperature"], job.options["max_tokens"], job.options["seed"]) == (0.5, 12, 7)
     defaults = Local.plan(Local.default_model, FRANCE, {}).options
-    assert (defaults["temperature"], defaults["max_tokens"]) == (0.0, 256)
+    assert (defaults["temperature"], defaults["max_tokens"]) == (0.0, None)  # None: the format's default
+    assert Local.plan(Local.default_model, FRANCE, {}).request()[1]["max_tokens"] == 256  # a base model: one line
     assert "seed" not in defaults
     for bad in ({"temperature": -1}, {"temperature": "hot"}, {"max_tokens": 0}, {"n_threads": 0},
                 {"seed": "x"}, {"prompt_format": "json"}):

