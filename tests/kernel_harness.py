@@ -29,6 +29,35 @@ class Execution:
     def updates(self) -> list[dict]:
         return self.of_type("update_display_data")
 
+    @property
+    def outputs(self) -> list[dict]:
+        """The cell's outputs as a front end keeps them (and saves them): displays appended, updates applied
+        to every output of their display id, ``clear_output(wait=True)`` applied at the next output."""
+        outputs: list[dict] = []
+        clear_pending = False
+        for m in self.messages:
+            kind, content = m["msg_type"], m["content"]
+            if kind == "clear_output":
+                if content.get("wait"):
+                    clear_pending = True
+                else:
+                    outputs.clear()
+                continue
+            if kind == "update_display_data":
+                for out in outputs:
+                    if out.get("display_id") == content["transient"]["display_id"]:
+                        out.update(data=content["data"], metadata=content["metadata"])
+                continue
+            if kind not in ("display_data", "stream", "execute_result", "error"):
+                continue
+            if clear_pending:
+                outputs.clear()
+                clear_pending = False
+            out = {"output_type": kind, **content}
+            out["display_id"] = content.get("transient", {}).get("display_id")
+            outputs.append(out)
+        return outputs
+
     def final(self) -> dict:
         """The content (data + metadata) of the last display message."""
         return self.displays[-1]["content"]

@@ -5,18 +5,28 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .html import answer_bundle, context_html, extras_html, line_html, streaming_html, thinking_html
+from .html import COLOURS, STYLE, answer_bundle, context_html, extras_html, line_html, thinking_html
+from .live import Segments
 from .outcome import Outcome, context_summary, footer
 from .stream import StreamRenderer
 
 
 class CellRenderer(StreamRenderer):
-    """Streams an answer into ONE cell display (display id), then leaves the final answer.
+    """Streams an answer into the cell, then leaves ONE display: the final answer.
 
-    ``text/plain`` and ``text/markdown`` hold the answer itself (what ``-o``
-    stores); the thinking block, notes and the footer are in ``text/html`` and
-    in the output's ``ipyg4f`` metadata.  What was attached (``--with``,
-    ``--error``, ``--image``) is listed above the answer in a collapsed block.
+    While it streams, the cell holds a head display (what was attached, then the
+    collapsed thinking), settled pieces of the answer, each sent once
+    (:class:`~ipyg4f.render.live.Segments`), and one live tail display that
+    each update replaces: the bytes sent grow with the answer, not its square.
+    At the end the cell is cleared (``clear_output(wait=True)``: nothing
+    flickers, the clear waits for the next output) and the final answer is
+    displayed whole, so the saved notebook holds one clean output.
+
+    ``text/plain`` and ``text/markdown`` of the final output hold the answer
+    itself (what ``-o`` stores); the thinking block, notes and the footer are
+    in ``text/html`` and in the output's ``ipyg4f`` metadata.  What was
+    attached (``--with``, ``--error``, ``--image``) is listed above the answer
+    in a collapsed block.
     """
 
     def __init__(self, label_: str, *, fmt: str = "markdown", rate: float = 20.0,
@@ -28,7 +38,10 @@ class CellRenderer(StreamRenderer):
         if attachments:
             self.metadata["context"] = [{"name": a.name, "kind": a.kind, "size": a.size} for a in attachments]
         self.context = context_html(attachments or [])
-        self.handle = None
+        self.handle = None  #: the head display (then the final answer)
+        self.phase = "waiting"  #: waiting, thinking (only reasoning so far) or text
+        self.segments: Segments | None = None
+        self.tail = None  #: the display the live tail is drawn into
 
     def _meta(self, status: str, **extra: Any) -> dict[str, Any]:
         return {"ipyg4f": {**self.metadata, "status": status, **extra}}
@@ -38,23 +51,57 @@ class CellRenderer(StreamRenderer):
 
         super().start(answer)
         waiting = f"waiting for {self.label}…"
-        self.handle = display({"text/plain": waiting, "text/html": self.context + line_html(waiting)},
+        self.handle = display({"text/plain": waiting, "text/html": STYLE + self.context + line_html(waiting)},
                               raw=True, display_id=True, metadata=self._meta("waiting"))
 
-    def draw(self, answer: Any) -> int:
-        text = answer.text
-        self.handle.update({"text/plain": text + " ▌", "text/html": self.context + streaming_html(answer)}, raw=True,
+    def _head(self, html: str, plain: str = "") -> None:
+        self.handle.update({"text/plain": plain, "text/html": STYLE + self.context + html}, raw=True,
                            metadata=self._meta("streaming"))
-        return len(text) + len(answer.reasoning)
+
+    def draw(self, answer: Any) -> int:
+        from IPython.display import clear_output, display
+
+        if answer.text and self.phase != "text":
+            if self.phase == "thinking":  # the thinking collapses above the answer: start the cell afresh
+                clear_output(wait=True)
+                self.handle = display({"text/plain": "", "text/html": STYLE + self.context
+                                       + thinking_html(answer.reasoning, open_=False)}, raw=True,
+                                      display_id=True, metadata=self._meta("streaming"))
+                self.tail = None
+            else:
+                self._head("")
+            self.phase, self.segments = "text", Segments()
+        elif not answer.text and self.phase == "waiting":
+            self._head(line_html("Thinking…"), "Thinking…")
+            self.phase, self.segments = "thinking", Segments()
+        if self.segments is None:
+            return 0
+        wrap = _LIVE_ANSWER if self.phase == "text" else _LIVE_THINKING
+        piece, tail = self.segments.feed(answer.text if self.phase == "text" else answer.reasoning)
+        if piece:  # the tail's display keeps the settled piece for good; the tail moves below it
+            if self.tail is None:
+                display({"text/html": wrap.format(piece)}, raw=True)
+            else:
+                self.tail.update({"text/html": wrap.format(piece)}, raw=True)
+                self.tail = None
+        html = wrap.format(tail)
+        if self.tail is None:
+            self.tail = display({"text/html": html}, raw=True, display_id=True)
+        else:
+            self.tail.update({"text/html": html}, raw=True)
+        return len(html)
 
     def finish(self, answer: Any, outcome: Outcome) -> None:
-        """Replace the display with the final answer (plus a short note for a partial or odd one)."""
+        """Replace everything shown with the final answer (plus a short note for a partial or odd one)."""
+        from IPython.display import clear_output, display
+
         self._dirty = False
         bundle = answer_bundle(answer.text, self.fmt)
         note = outcome.note
         html = self.context + thinking_html(answer.reasoning, open_=False) + bundle["text/html"] + extras_html(answer)
         if note:
-            html += line_html(note, outcome.tone)
+            if answer.status not in ("error", "interrupted"):  # those are said once, by the cell's error below
+                html += line_html(note, outcome.tone)
             bundle["text/plain"] = f"{bundle['text/plain']}\n[{note}]" if answer.text else f"[{note}]"
             if "text/markdown" in bundle:
                 bundle["text/markdown"] = f"{bundle['text/markdown']}\n\n*[{note}]*"
@@ -62,13 +109,16 @@ class CellRenderer(StreamRenderer):
         bundle["text/html"] = html + line_html(summary, "info", "ipyg4f-footer")
         metadata = self._meta(answer.status, provider=answer.provider, model=answer.model, chunks=answer.chunks,
                               finish_reason=answer.finish_reason, outcome=outcome.kind, footer=summary)
-        if self.handle is None:
-            from IPython.display import display
-
-            self.handle = display(bundle, raw=True, display_id=True, metadata=metadata)
-        else:
-            self.handle.update(bundle, raw=True, metadata=metadata)
+        if self.handle is not None:
+            clear_output(wait=True)
+        self.handle = display(bundle, raw=True, display_id=True, metadata=metadata)
+        self.tail = None
         self.updates += 1
+
+
+_LIVE_ANSWER = '<div class="ipyg4f-md ipyg4f-live">{}</div>'
+_LIVE_THINKING = (f'<div class="ipyg4f-md ipyg4f-live ipyg4f-thinking-live" style="color:{COLOURS["info"]};'
+                  'padding-left:1em">{}</div>')
 
 
 class TerminalRenderer(StreamRenderer):

@@ -75,6 +75,12 @@ ANSWER_CSS = (
     + "".join(f".ipyg4f-code .{group}{{color:var(--jp-mirror-editor-{name}-color,{fallback}){extra}}}"
               for group, (_, name, fallback, extra) in _TOKEN_GROUPS.items())
     + f"{_CELLS}{{text-align:left}}"
+    # a long code block while it streams: pieces that join into one box; live pieces of an answer, no gaps
+    + f"{_BOX}.ipyg4f-more{{border-bottom:0;border-bottom-left-radius:0;border-bottom-right-radius:0;"
+    "margin-bottom:0;padding-bottom:0}"
+    + f"{_BOX}.ipyg4f-cont{{border-top:0;border-top-left-radius:0;border-top-right-radius:0;margin-top:0;"
+    "padding-top:0}"
+    + "div.ipyg4f-md.ipyg4f-live{margin-top:0;margin-bottom:0}"
 )
 STYLE = f"<style>{ANSWER_CSS}</style>"
 
@@ -91,7 +97,8 @@ def sanitise(fragment: str) -> str:
         import nh3
 
         _cleaner = nh3.Cleaner(link_rel="noopener noreferrer nofollow",
-                               allowed_classes={"span": set(_TOKEN_GROUPS), "pre": {"ipyg4f-code"}},
+                               allowed_classes={"span": set(_TOKEN_GROUPS),
+                                                "pre": {"ipyg4f-code", "ipyg4f-more", "ipyg4f-cont"}},
                                tag_attribute_values={"th": {"style": _ALIGNED}, "td": {"style": _ALIGNED}})
     return _cleaner.clean(fragment)
 
@@ -141,25 +148,29 @@ def _highlight(code: str, language: str) -> str:
 _AFTER_BLANK_LINE = re.compile(r"(?<=\n\n)")
 
 
-def _pieces(code: str) -> list[str]:
-    """Code split after blank lines, then at line ends into pieces of at most LIVE_HIGHLIGHT_PIECE characters.
+def code_pieces(code: str, size: int = LIVE_HIGHLIGHT_PIECE) -> list[str]:
+    """Code split after blank lines, then at line ends into pieces of at most ``size`` characters.
     The split depends only on what comes before, so as the code grows only the last piece changes."""
     pieces = []
     for part in _AFTER_BLANK_LINE.split(code):
-        while len(part) > LIVE_HIGHLIGHT_PIECE:
-            cut = part.rfind("\n", 0, LIVE_HIGHLIGHT_PIECE) + 1 or LIVE_HIGHLIGHT_PIECE
+        while len(part) > size:
+            cut = part.rfind("\n", 0, size) + 1 or size
             pieces.append(part[:cut])
             part = part[cut:]
         pieces.append(part)
     return pieces
 
 
-def code_html(code: str, language: str = "", *, live: bool = False) -> str:
+def code_html(code: str, language: str = "", *, live: bool = False, more: bool = False,
+              cont: bool = False) -> str:
     """A code block in its box.  While streaming (``live``) it is highlighted piece by piece, each piece
     cached, so an update costs the piece that grew; that is exact but for a token spanning a blank line
-    (a docstring with an empty line), which the final answer, highlighted whole, gets right."""
-    body = "".join(_highlight(p, language) for p in _pieces(code)) if live else _highlight(code, language)
-    return f'<pre class="ipyg4f-code"><code>{body}</code></pre>'
+    (a docstring with an empty line), which the final answer, highlighted whole, gets right.  A long block
+    still streaming is shown as several boxes that look like one: ``more`` (it goes on below: no bottom
+    edge) and ``cont`` (it goes on from above: no top edge)."""
+    body = "".join(_highlight(p, language) for p in code_pieces(code)) if live else _highlight(code, language)
+    classes = "ipyg4f-code" + (" ipyg4f-more" if more else "") + (" ipyg4f-cont" if cont else "")
+    return f'<pre class="{classes}"><code>{body}</code></pre>'
 
 
 def _fence(self: Any, tokens: list[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
@@ -171,7 +182,8 @@ def _code_block(self: Any, tokens: list[Any], idx: int, options: Any, env: dict[
     return code_html(tokens[idx].content, live=env.get("live", False)) + "\n"
 
 
-def _render(text: str, *, live: bool = False) -> str:
+def markdown_parser() -> Any:
+    """The one Markdown parser of answers (CommonMark, tables, strikethrough; raw HTML off)."""
     global _md
     if _md is None:
         from markdown_it import MarkdownIt
@@ -179,7 +191,17 @@ def _render(text: str, *, live: bool = False) -> str:
         _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
         _md.add_render_rule("fence", _fence)
         _md.add_render_rule("code_block", _code_block)
-    return sanitise(_md.render(text, {"live": live}))
+    return _md
+
+
+def render_tokens(tokens: list[Any], env: dict[str, Any]) -> str:
+    """Parsed tokens (some of them) -> sanitised HTML."""
+    md = markdown_parser()
+    return sanitise(md.renderer.render(tokens, md.options, env)) if tokens else ""
+
+
+def _render(text: str, *, live: bool = False) -> str:
+    return sanitise(markdown_parser().render(text, {"live": live}))
 
 
 def markdown_to_html(text: str, *, style: bool = True) -> str:
