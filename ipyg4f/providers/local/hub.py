@@ -291,29 +291,38 @@ def _size(n: int | None) -> str:
 
 
 class _Bar:
-    """What ``http_get`` calls a progress bar (it builds one with ``tqdm_class(**kwargs)``): our callback."""
+    """What ``http_get`` calls a progress bar (it builds one with ``tqdm_class(**kwargs)``): our callback.
+
+    ``http_get`` counts a chunk before it writes it, so the callback is told the bytes on disk:
+    those counted before this chunk (and all of them once the download ends).
+    """
 
     def __init__(self, callback: Callable[[Progress], None] | None, resumed: int, total: int | None):
         self.callback = callback
         self.resumed = resumed
         self.total = total
         self.started = time.monotonic()
+        self.done = resumed
 
     def __call__(self, **kwargs: Any) -> _Bar:
         self.done = int(kwargs.get("initial") or 0)
-        self.update(0)
+        self._tell(self.done)
         return self
 
     def __enter__(self) -> _Bar:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        return None
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        if kind is None:
+            self._tell(self.done)
 
     def update(self, n: int = 1) -> None:
-        self.done += n
+        written, self.done = self.done, self.done + n
+        self._tell(written)
+
+    def _tell(self, done: int) -> None:
         if self.callback is not None:
-            self.callback(Progress(self.done, self.total, self.resumed, self.started))
+            self.callback(Progress(done, self.total, self.resumed, self.started))
 
     def close(self) -> None:
         return None
