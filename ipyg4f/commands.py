@@ -240,18 +240,33 @@ def _show_table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def cmd_providers(chat: Chat, args: Any) -> None:
-    from .providers import list_providers
+    """The providers: set up or not (no network); with ``--check``, whether each one set up answers
+    (a connect to its address, all at once, bounded in time; ``-p NAME`` checks just that one)."""
+    from .http import reachable
+    from .providers import describe, list_providers
 
     default = chat.provider_setting()
+    infos = ([describe(_resolve_or_usage(chat, args.provider, None)[0].name, probe=False)] if args.provider
+             else list_providers(probe=False))
+    reach: dict[str, str] = {}
+    if args.check:
+        reach = reachable({i.name: i.endpoint for i in infos if i.configured and i.endpoint},
+                          timeout=min(chat.config.timeout, 3.0))
     rows = []
-    for info in list_providers():
+    for info in infos:
         flags = [f for f, on in (("stream", info.supports_stream), ("system", info.supports_system_message),
                                  ("history", info.supports_message_history), ("key", info.needs_auth)) if on]
-        state = "yes" if info.available else ("not set up or not running" if info.working else "no")
+        state = "yes" if info.configured else ("not set up" if info.working else "no (marked not working)")
         name = f"{info.name} *" if info.name.lower() == default.lower() else info.name
         models = ", ".join(info.models) or info.default_model or "any"
-        rows.append([name, state, models, " ".join(flags), info.error or info.label])
-    _show_table(["provider", "working", "models", "supports", "about"], rows)
+        row = [name, state, models, " ".join(flags), info.error or info.label]
+        if args.check:
+            row.insert(2, reach.get(info.name, "in process" if info.configured and not info.endpoint else "—"))
+        rows.append(row)
+    headers = ["provider", "set up", "models", "supports", "about"]
+    if args.check:
+        headers.insert(2, "reachable")
+    _show_table(headers, rows)
 
 
 def cmd_models(chat: Chat, args: Any) -> None:

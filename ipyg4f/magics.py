@@ -51,6 +51,7 @@ class ChatMagics(Magics):
     @argument("--schema", metavar="EXPR", help="with --map: a JSON-schema dict or pydantic class to validate")
     @argument("--refresh", action="store_true", help="with --map: ignore stored results, send every item")
     @argument("--debug", action="store_true", help="show the full traceback of a failure")
+    @argument("--check", action="store_true", help="line mode: %%chat providers also checks each one answers")
     @argument("--last", type=int, default=50, metavar="N", help="line mode: %%chat history shows the last N (0: all)")
     @argument("command", nargs="*", help="line mode: providers | models [-p P] | history [-c NAME] | "
                                           "threads | reset [-c NAME] | use -p P [-m M] | panel | fix [-f code] | "
@@ -66,7 +67,7 @@ class ChatMagics(Magics):
 
         Line mode manages providers, models, history and defaults::
 
-            %chat providers      %chat models -p OpenAI     %chat history [-c NAME]
+            %chat providers [--check]  %chat models -p OpenAI  %chat history [-c NAME]
             %chat threads        %chat reset -c NAME        %chat use -p OpenAI -m M
             %chat panel          %chat fix [-f code]  (explain the last error, propose a fix)
             %chat pull OWNER/NAME [FILE]  (a GGUF model from the Hugging Face Hub, for -p Local)

@@ -255,3 +255,53 @@ def test_quoted_option_values_lose_their_quotes(ip):
 def test_the_panel_in_a_terminal_says_where_it_works(ip):
     with pytest.raises(UsageError, match="the panel is a widget: open it in JupyterLab"):
         ip.run_line_magic("chat", "panel")
+
+
+def test_providers_says_set_up_without_network_and_checks_reachability_when_asked(ip, capsys, monkeypatch):
+    import socket
+    import threading
+    import time
+
+    def answer_once(sock):
+        conn, _ = sock.accept()
+        with conn:
+            assert conn.recv(65536).startswith(b"GET /v1 "), "the first connection is the check's"
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: a connect is refused
+    monkeypatch.setenv("LLAMACPP_BASE_URL", f"http://127.0.0.1:{listening.getsockname()[1]}/v1")
+    monkeypatch.setenv("VLLM_BASE_URL", f"http://127.0.0.1:{closed.getsockname()[1]}/v1")
+    try:
+        ip.run_line_magic("chat", "providers")
+        table = capsys.readouterr().out
+        assert "reachable" not in table, "no probe unless asked"
+        rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+        assert " yes " in rows["LlamaCppServer"] and " yes " in rows["VLLM"], "set up: an address is configured"
+
+        threading.Thread(target=answer_once, args=(listening,), daemon=True).start()
+        ip.run_line_magic("chat", "providers --check -p LlamaCppServer")
+        assert "yes (HTTP 404" in capsys.readouterr().out, "any HTTP answer means the server is there"
+        ip.run_line_magic("chat", "providers --check -p VLLM")
+        assert "refused: nothing listens there" in capsys.readouterr().out
+        ip.run_line_magic("chat", "providers --check -p Scripted")
+        assert "in process" in capsys.readouterr().out, "a provider without an address runs in process"
+    finally:
+        listening.close()
+        closed.close()
+    # bounded in time: a server that accepts the connection and never answers is reported, not waited for
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    monkeypatch.setenv("VLLM_BASE_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/v1")
+    ip.run_line_magic("config", "ChatConfig.timeout = 1.0")
+    try:
+        started = time.monotonic()
+        ip.run_line_magic("chat", "providers --check -p VLLM")
+        assert time.monotonic() - started < 2.5
+        assert "no answer in 1 s" in capsys.readouterr().out
+    finally:
+        silent.close()

@@ -199,21 +199,26 @@ class ProviderInfo:
     needs_auth: bool
     label: str
     error: str = ""
+    configured: bool = False
+    endpoint: str | None = None
 
 
-def describe(name: str) -> ProviderInfo:
+def describe(name: str, *, probe: bool = True) -> ProviderInfo:
+    """What the registry knows of a provider; ``probe=False``: no network at all (``available`` is then
+    ``configured``: a keyless server on this machine is not asked whether it runs)."""
     try:
         p = get_provider(name)
     except Exception as exc:  # a broken plugin is listed with its error, not fatal
         return ProviderInfo(name, False, False, (), "", False, False, False, False, "", error=str(exc))
     return ProviderInfo(
-        name=p.name, working=bool(p.working), available=bool(p.is_available()),
+        name=p.name, working=bool(p.working), available=bool(p.is_available() if probe else p.is_configured()),
         models=tuple(p.available_models()), default_model=p.default_model,
         supports_stream=p.supports_stream, supports_system_message=p.supports_system_message,
         supports_message_history=p.supports_message_history, needs_auth=p.needs_auth, label=p.label,
+        configured=bool(p.is_configured()), endpoint=p.endpoint(),
     )
 
 
-def list_providers() -> list[ProviderInfo]:
+def list_providers(*, probe: bool = True) -> list[ProviderInfo]:
     """Every provider with its flags and models (broken plugins included, with their error)."""
-    return [describe(name) for name in provider_names()]
+    return [describe(name, probe=probe) for name in provider_names()]

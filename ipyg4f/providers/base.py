@@ -113,6 +113,17 @@ class AsyncGeneratorProvider:
         return cls.working
 
     @classmethod
+    def is_configured(cls) -> bool:
+        """Set up (key, base URL, extra installed), judged without any network: what
+        ``%chat providers`` shows; whether it answers is ``%chat providers --check``."""
+        return cls.is_available()
+
+    @classmethod
+    def endpoint(cls) -> str | None:
+        """Where requests go, for a reachability check (``None``: nothing to reach, it runs in process)."""
+        return cls.url or None
+
+    @classmethod
     def get_model(cls, model: str | None) -> str:
         """Empty -> ``default_model``; an alias -> its target; an unknown name -> error. Never slow."""
         if not model:

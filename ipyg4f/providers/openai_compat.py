@@ -91,6 +91,20 @@ class OpenAICompatible(AsyncGeneratorProvider):
         return bool(configured or cls.resolve_api_key())
 
     @classmethod
+    def is_configured(cls) -> bool:
+        """A keyless server counts as set up at its default address (running is for ``--check``)."""
+        if not cls.working:
+            return False
+        if not cls.needs_auth:
+            return True
+        configured = cls.base_url or (cls.base_url_env and os.environ.get(cls.base_url_env))
+        return bool(configured or cls.resolve_api_key())
+
+    @classmethod
+    def endpoint(cls) -> str | None:
+        return cls.resolve_base_url()
+
+    @classmethod
     def key_hint(cls) -> str:
         """What a 401/403 from this provider tells the user to do."""
         if cls.auth_hint:

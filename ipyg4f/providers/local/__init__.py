@@ -66,6 +66,10 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
         return cls.working and all(_find_spec(name) is not None for name in _EXTRA_MODULES)
 
     @classmethod
+    def endpoint(cls) -> str | None:
+        return None  # in process
+
+    @classmethod
     def get_model(cls, model: str | None) -> str:
         """``hf:OWNER/NAME[/FILE]`` and paths (anything ending in ``.gguf`` or containing a path separator)
         are taken as they are; whether the file is there is checked when it is used."""
