@@ -385,7 +385,8 @@ def test_fallback_reports_who_answered_after_a_provider_fails(kernel, server):
 
 def test_the_panel_keeps_streaming_while_a_long_cell_runs(kernel, server, monkeypatch):
     """Send, then a cell that keeps the kernel busy (``time.sleep``: the workload): the panel's
-    answer still reaches the front end during that cell, as comm updates of its exchange widget."""
+    answer still reaches the front end during that cell, as custom messages of its view widget
+    (settled HTML appended once, the live tail replaced)."""
     import re
     import time
 
@@ -399,13 +400,13 @@ def test_the_panel_keeps_streaming_while_a_long_cell_runs(kernel, server, monkey
         return msg
 
     monkeypatch.setattr(kernel, "pump_iopub", recording)
-    server.chunks = [f"word{i} " for i in range(40)]
+    server.chunks = [f"word{i} " + ("\n\n" if i % 10 == 9 else "") for i in range(40)]
     server.chunk_delay = 0.1  # a 4 s answer; the 3 s sleep below falls inside it
     t = thread()
     send = kernel.ok("import time\nfrom ipyg4f.panel import ChatPanel\n"
                      f"_panel = ChatPanel()\n_panel.thread.value = {t!r}\n"
-                     "_panel.prompt.value = 'forty words, slowly'\n_panel.send.click()\n"
-                     "print(_panel.current.view.model_id)")
+                     "_panel.view.prompt = 'forty words, slowly'\n_panel.submit()\n"
+                     "print(_panel.view.model_id)")
     view_id = send.stream().strip()
     sleeper = kernel.run("time.sleep(3)")
     assert sleeper.status == "ok", sleeper.text()
@@ -421,19 +422,30 @@ def test_the_panel_keeps_streaming_while_a_long_cell_runs(kernel, server, monkey
 
     busy = next(i for i, (_, m) in enumerate(seen) if state(m, sleeper) == "busy")
     idle = next(i for i, (_, m) in enumerate(seen) if state(m, sleeper) == "idle")
-    values = [(i, at, m["content"]["data"]["state"]["value"]) for i, (at, m) in enumerate(seen)
-              if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == view_id
-              and "value" in m["content"]["data"].get("state", {})]
-    during = [(at, value) for i, at, value in values if busy < i < idle]
+    ops = [(i, at, m["content"]["data"]["content"]) for i, (at, m) in enumerate(seen)
+           if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == view_id
+           and m["content"]["data"].get("method") == "custom"]
+    shown, during = "", []  # what a view shows of the answer: the settled pieces, then the tail
+    settled = ""
+    for i, at, op in ops:
+        if op["op"] == "append":
+            settled += op["html"]
+        elif op["op"] == "tail":
+            shown = settled + op["html"]
+            if busy < i < idle:
+                during.append((at, shown))
     words = [len(re.findall(r"word\d+", value)) for _, value in during]
     assert len(set(words)) >= 5, words  # several partial answers while the sleep cell was busy
     assert words == sorted(words) and words[-1] < 40, words  # growing, not yet complete
-    assert all('data-status="streaming"' in value for _, value in during)
     assert during[-1][0] - during[0][0] > 1.5, "spread over the sleep, not one burst at its end"
+    assert any(op["op"] == "append" for _, _, op in ops)  # settled paragraphs were sent once
     # and the exchange ended complete, after the sleep cell
-    final = values[-1][2]
-    assert values[-1][0] > idle and 'data-status="ok"' in final and "word39" in final, final
-    assert len(re.findall(r"word\d+", final)) == 40 and "tokens" in final  # the footer
+    i, _, final = ops[-1]
+    body = final["turn"]["body"] + final["turn"]["after"]
+    assert final["op"] == "final" and i > idle and final["turn"]["status"] == "ok"
+    assert len(re.findall(r"word\d+", body)) == 40 and "tokens" in body  # the footer
+    tails = [op["html"] for _, _, op in ops if op["op"] == "tail"]
+    assert max(len(re.findall(r"word\d+", tail)) for tail in tails) <= 10  # never more than the open paragraph
     kernel.ok("_panel.close()")
 
 

@@ -8,6 +8,7 @@ event set by a trait observer, each with a timeout.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from html.parser import HTMLParser
@@ -22,6 +23,89 @@ from ipyg4f.providers import AsyncGeneratorProvider, FinishReason, provider_name
 from ipyg4f.panel import ChatPanel
 
 TIMEOUT = 10.0
+
+
+class Front:
+    """One view of a panel's :class:`~ipyg4f.panel.view.ChatView`, kept from the messages the kernel
+    sends it, as ``panel.js`` keeps its DOM: it asks for a snapshot (``sync``) when it appears, then
+    applies ``add`` / ``append`` / ``tail`` / ``final`` / ``reset``.  Counts every byte the widget sends
+    (custom messages and trait updates alike)."""
+
+    def __init__(self, view, name="test-view"):
+        self.view, self.name = view, name
+        self.turns: dict[str, dict] = {}
+        self.order: list[str] = []
+        self.ops: list[dict] = []
+        self.states: list[str] = []  # every distinct (status|html) of the newest turn, as in the browser test
+        self.bytes = 0
+        self.ready = False
+        self.changed = threading.Condition()
+        send = view._send
+
+        def counting(msg, buffers=None):
+            self.bytes += len(json.dumps(msg))
+            if msg.get("method") == "custom":
+                self.receive(msg["content"])
+            return send(msg, buffers)
+
+        view._send = counting
+        view._handle_custom_msg({"event": "sync", "view": name}, [])
+
+    def receive(self, msg):
+        with self.changed:
+            self.ops.append(msg)
+            op = msg["op"]
+            if op == "reset":
+                if msg.get("view") and msg["view"] != self.name:
+                    return
+                self.ready = True
+                self.turns = {t["id"]: self._turn(t) for t in msg["turns"]}
+                self.order = [t["id"] for t in msg["turns"]]
+            elif not self.ready:
+                return
+            elif op == "add":
+                self.turns[msg["turn"]["id"]] = self._turn(msg["turn"])
+                self.order.append(msg["turn"]["id"])
+            elif op == "final":
+                if msg["turn"]["id"] in self.turns:
+                    self.turns[msg["turn"]["id"]] = self._turn(msg["turn"])
+            elif op in ("append", "tail"):
+                turn = self.turns.get(msg["id"])
+                if turn is None:
+                    return
+                turn["status"] = "streaming"
+                done, tail = turn["parts"].setdefault(msg["part"], ["", ""])
+                turn["parts"][msg["part"]] = [done + msg["html"], tail] if op == "append" else [done, msg["html"]]
+            if self.order:
+                last = self.order[-1]
+                state = f"{self.turns[last]['status']}|{self.html(last)}"
+                if not self.states or self.states[-1] != state:
+                    self.states.append(state)
+            self.changed.notify_all()
+
+    @staticmethod
+    def _turn(t):
+        parts = {name: [p["done"], p["tail"]] for name, p in t.get("parts", {}).items()}
+        return {**t, "parts": parts}
+
+    def html(self, id_=None):
+        """What the view shows of a turn (default: the newest): the answer, then the notes under it."""
+        turn = self.turns[id_ or self.order[-1]]
+        if "body" in turn:
+            return turn["body"] + turn["after"]
+        parts = turn["parts"]
+        return turn["context"] + "".join("".join(parts[p]) for p in ("thinking", "answer") if p in parts)
+
+    def turn(self, id_=None):
+        return self.turns[id_ or self.order[-1]]
+
+    def wait_for(self, predicate, timeout=TIMEOUT):
+        """Block until ``predicate(self)`` holds (the change may come from any thread)."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: predicate(self), timeout), "the view never got there"
+
+    async def until(self, predicate, timeout=TIMEOUT):
+        await asyncio.to_thread(self.wait_for, predicate, timeout)
 
 
 @pytest.fixture
@@ -41,6 +125,7 @@ async def make_panel(chat):
 
     def make(**kwargs):
         panel = ChatPanel(chat=chat, **kwargs)
+        panel.front = Front(panel.view)
         panels.append(panel)
         return panel
 
@@ -80,14 +165,19 @@ async def ended(*exchanges, timeout=TIMEOUT):
         assert await asyncio.to_thread(exchange.wait, timeout), "the answer did not end in time"
 
 
+def ask(panel, prompt):
+    """What the front end does on Send (or Ctrl+Enter): the prompt box's text, then the event."""
+    panel.view.set_state({"prompt": prompt})
+    panel.view._handle_custom_msg({"event": "send", "prompt": prompt}, [])
+    return panel.current
+
+
+def press_stop(panel):
+    panel.view._handle_custom_msg({"event": "stop"}, [])
+
+
 def status_text(panel) -> str:
-    return panel.status.value
-
-
-def values_of(widget) -> list[str]:
-    seen: list[str] = []
-    widget.observe(lambda change: seen.append(change["new"]), "value")
-    return seen
+    return panel.view.status
 
 
 # --- choosing provider and model -----------------------------------------------------------
@@ -154,11 +244,29 @@ async def test_a_provider_that_is_not_set_up_is_marked_and_not_asked(make_panel,
 
 async def test_the_panel_choice_becomes_the_default_of_later_cells(panel, chat):
     panel.provider.value = "AI365VIP"
-    assert (chat.config.provider, chat.config.model) == ("AI365VIP", "gpt-3.5-turbo")
+    # the dropdown names the model a request asks for: the default's alias resolved, as in the header
+    assert panel.model.options[0] == ("gpt-3.5-turbo-16k (default)", "gpt-3.5-turbo-16k")
+    assert [v for _, v in panel.model.options] == ["gpt-3.5-turbo-16k", "gpt-4o"]
+    assert (chat.config.provider, chat.config.model) == ("AI365VIP", "gpt-3.5-turbo-16k")
     panel.model.value = "gpt-4o"
     assert chat.config.model == "gpt-4o"
     cls, model = chat.resolve(None, None)  # what a %%chat cell without -p/-m uses
     assert (cls.name, model) == ("AI365VIP", "gpt-4o")
+
+
+async def test_the_header_names_the_model_the_dropdown_shows(panel, chat):
+    """One alias resolution: the dropdown, the status line and the exchange's header agree."""
+    commands.cmd_use(chat, SimpleNamespace(provider="AI365VIP", model="gpt-3.5-turbo"))  # an alias
+    assert panel.model.value == "gpt-3.5-turbo-16k"
+    assert [v for _, v in panel.model.options] == ["gpt-3.5-turbo-16k", "gpt-4o"]  # no duplicate entry
+    label = dict((v, k) for k, v in panel.model.options)[panel.model.value]
+    request, _ = chat.request("hi", cell_id="panel-x", provider=panel.provider.value, model=panel.model.value)
+    from ipyg4f.panel.exchange import Exchange
+
+    exchange = Exchange(request, "hi", "default", "panel-x", view=panel.view, on_status=lambda *a: None,
+                        on_done=lambda e: None)
+    assert exchange.label == "AI365VIP (gpt-3.5-turbo-16k)" == f"AI365VIP ({label.removesuffix(' (default)')})"
+    assert "AI365VIP (gpt-3.5-turbo-16k)" in status_text(panel)
 
 
 async def test_chat_use_is_reflected_in_the_panel(panel, chat, capsys):
@@ -181,23 +289,25 @@ async def test_send_streams_into_the_transcript_and_ends_as_rendered_markdown(pa
     panel.system.value = "Be brief."
     panel.use_temperature.value = True
     panel.temperature.value = 0.3
-    panel.prompt.value = "Say something"
-    panel.send.click()
-    exchange = panel.current
+    exchange = ask(panel, "Say something")
     assert exchange is not None and exchange.status == "waiting"
-    assert panel.send.disabled and not panel.stop.disabled
-    assert panel.prompt.value == ""
-    seen = values_of(exchange.view)
+    assert panel.view.busy  # the front end disables Send and enables Stop
+    assert panel.view.prompt == ""
+    front = panel.front
+    assert front.turn()["prompt"] == "Say something" and front.turn()["status"] == "waiting"
     await ended(exchange)
 
-    partial = [v for v in seen if 'data-status="streaming"' in v]
-    assert len(set(partial)) >= 3, partial  # the answer grew in front of the user
-    final = exchange.view.value
-    assert 'data-status="ok"' in final
+    partial = [v for v in front.states if v.startswith("streaming|")]
+    assert len(partial) >= 3, partial  # the answer grew in front of the user
+    assert any("ipyg4f-cursor" in v for v in partial)
+    turn = front.turn()
+    final = front.html()
+    assert turn["status"] == "ok" and turn["label"] == "OpenAI (gpt-4o-mini)"
     assert "<h1>Title</h1>" in final and "<strong>bold</strong>" in final and "<code>code</code>" in final
-    assert "Say something" in final
+    assert "ipyg4f-cursor" not in final and "ipyg4f-footer" in final
     assert "answered in" in status_text(panel) and "chunks" in status_text(panel)
-    assert not panel.send.disabled and panel.stop.disabled and panel.current is None
+    assert panel.view.tone == "ok"
+    assert not panel.view.busy and panel.current is None
 
     body = protocol_server.requests[-1].json
     assert body["messages"] == [{"role": "system", "content": "Be brief."},
@@ -205,19 +315,101 @@ async def test_send_streams_into_the_transcript_and_ends_as_rendered_markdown(pa
     assert body["temperature"] == pytest.approx(0.3) and body["model"] == "gpt-4o-mini"
 
 
+async def test_ctrl_enter_sends_what_the_prompt_box_holds(panel, protocol_server):
+    """The front end's Ctrl+Enter sends the box's text with the event (even if its last keystrokes
+    had not been synced yet); a refused send keeps it."""
+    panel.view.set_state({"prompt": "half typ"})
+    panel.view._handle_custom_msg({"event": "send", "prompt": "half typed, then Ctrl+Enter"}, [])
+    exchange = panel.current
+    assert exchange is not None and exchange.prompt == "half typed, then Ctrl+Enter"
+    assert panel.view.prompt == ""
+    panel.view._handle_custom_msg({"event": "send", "prompt": "too early"}, [])  # still streaming
+    assert "still streaming" in status_text(panel) and panel.view.prompt == "too early"
+    await ended(exchange)
+
+
+async def test_streaming_sends_each_part_of_a_long_answer_about_once(panel, protocol_server, chat):
+    """A 30,000-character answer: what the panel sends while streaming grows with the answer (settled
+    blocks once, a small tail per update), not with its square; the view ends equal to the final render."""
+    chat.config.updates_per_second = 50
+    paragraph = ("Tea is brewed from the leaves of *Camellia sinensis*; `green` and **black** differ "
+                 "in oxidation, and water temperature matters. ")
+    blocks, size, i = [], 0, 0
+    while size < 30_000:
+        if i % 40 == 39:
+            block = "```python\n" + "\n".join(f"cup_{i}_{j} = brew({j}, temp=80)" for j in range(4)) + "\n```"
+        elif i % 25 == 24:
+            block = "| kind | minutes |\n|:--|--:|\n| green | 2 |\n| black | 4 |"
+        else:
+            block = f"Paragraph {i}: {paragraph * (1 + i % 3)}"
+        blocks.append(block)
+        size += len(block) + 2
+        i += 1
+    text = "\n\n".join(blocks)[:30_000]
+    protocol_server.chunks = [text[i:i + 60] for i in range(0, len(text), 60)]
+    protocol_server.chunk_delay = 0.004
+    front = panel.front
+    before = front.bytes
+    exchange = ask(panel, "a long one")
+    await ended(exchange)
+    assert exchange.answer.text == text and len(text) == 30_000
+    sent = front.bytes - before
+    streamed = [op for op in front.ops if op["op"] in ("append", "tail")]
+    assert len(streamed) >= 40, len(streamed)  # many updates reached the view
+    assert sent <= 10 * len(text), (sent, len(text))
+    print(f"\n30,000-character answer: {sent} bytes sent ({sent / len(text):.2f}x), {len(streamed)} stream ops")
+    # what streamed adds up to the answer: the settled pieces plus the last tail, before the final
+    [final] = [op for op in front.ops if op["op"] == "final"]
+    pieces = "".join(op["html"] for op in streamed if op["op"] == "append")
+    last_tail = [op["html"] for op in streamed if op["op"] == "tail"][-1]
+    body = final["turn"]["body"]
+    assert "cup_39_3" in body and "<table>" in body and body.count('<pre class="ipyg4f-code">') == i // 40
+    assert len(pieces) > len(text) / 2  # most of it settled once, along the way
+    assert len(last_tail) < 2_000
+
+
+async def test_a_new_view_gets_the_whole_transcript_once(make_panel, protocol_server, chat):
+    """A re-displayed (or reloaded) view asks for a snapshot and then follows the stream like the others."""
+    from fakes import Gate, ScriptedProvider
+
+    chat.store.record(chat.notebook, "default", "cell-1", "What is 2+2?", "It is **4**.",
+                      provider="OpenAI", model="gpt-4o-mini")
+    ScriptedProvider.reset()
+    register(ScriptedProvider, "Scripted")
+    try:
+        gate = Gate()
+        ScriptedProvider.enqueue(["First paragraph.\n\n", "Second ", "paragraph", gate, " ends.", FinishReason("stop")])
+        panel = make_panel()
+        panel.provider.value = "Scripted"
+        exchange = ask(panel, "stream then wait")
+        await panel.front.until(lambda f: "Second paragraph" in f.html())
+        second = Front(panel.view, "second-view")  # appears mid-stream
+        assert second.order == panel.front.order and len(second.order) == 2
+        assert second.html(second.order[0]) == panel.front.html(second.order[0])
+        assert second.html() == panel.front.html()  # the streaming turn, settled part and tail
+        reset = [op for op in panel.front.ops if op["op"] == "reset"]
+        assert len(reset) == 2 and reset[-1]["view"] == "second-view"  # the first view ignored it
+        gate.open.set()
+        await ended(exchange)
+        assert second.html() == panel.front.html() and "Second paragraph ends." in second.html()
+        assert second.turn()["status"] == panel.front.turn()["status"] == "ok"
+    finally:
+        unregister("Scripted")
+        ScriptedProvider.reset()
+
+
 async def test_frontend_updates_are_throttled(panel, protocol_server, chat):
     chat.config.updates_per_second = 10
     protocol_server.chunks = [f"w{i} " for i in range(300)]
-    panel.prompt.value = "many chunks"
-    panel.send.click()
-    exchange = panel.current
-    updates = values_of(exchange.view)
+    front = panel.front
+    exchange = ask(panel, "many chunks")
     started = time.monotonic()
     await ended(exchange)
     elapsed = time.monotonic() - started
     assert exchange.answer.chunks == 300
+    updates = [op for op in front.ops if op["op"] == "tail"]
     assert len(updates) <= 10 * elapsed + 3, (len(updates), elapsed)
-    assert "w299" in exchange.view.value
+    assert "w299" in front.html()
 
 
 def test_the_answer_keeps_streaming_while_the_kernel_thread_is_busy(chat, protocol_server):
@@ -227,13 +419,11 @@ def test_the_answer_keeps_streaming_while_the_kernel_thread_is_busy(chat, protoc
     protocol_server.chunk_delay = 0.05
     panel = ChatPanel(chat=chat)
     try:
-        panel.prompt.value = "take your time"
+        front = Front(panel.view)
         started = time.monotonic()
-        panel.send.click()
+        ask(panel, "take your time")
         assert time.monotonic() - started < 0.2
-        grown = threading.Event()
-        panel.current.view.observe(lambda change: "piece5" in change["new"] and grown.set(), "value")
-        assert grown.wait(TIMEOUT)  # this thread is blocked here; the panel streams regardless
+        front.wait_for(lambda f: "piece5" in f.html())  # this thread is blocked here; the panel streams
         assert panel.wait(TIMEOUT) and panel.current is None
     finally:
         panel.close()
@@ -243,20 +433,20 @@ async def test_stop_cancels_quickly_and_keeps_the_partial_answer(panel, protocol
     protocol_server.chunks = ["first ", "second ", "third ", "never ", "shown"]
     protocol_server.fault, protocol_server.fault_after = "stall", 3
     protocol_server.fault_path = "/v1/chat/completions"  # the model list still answers
-    panel.prompt.value = "a slow one"
-    panel.send.click()
-    exchange = panel.current
-    await until(exchange.view, "value", lambda v: "third" in v)
+    exchange = ask(panel, "a slow one")
+    front = panel.front
+    await front.until(lambda f: "third" in f.html())
     await asyncio.to_thread(protocol_server.wait_stalled, 1, TIMEOUT)
     started = time.monotonic()
-    panel.stop.click()
+    press_stop(panel)
     await ended(exchange)
     assert time.monotonic() - started < 1.0
     assert exchange.answer.status == "interrupted"
     assert exchange.answer.text == "first second third "
-    assert 'data-status="interrupted"' in exchange.view.value and "stopped" in exchange.view.value
-    assert "stopped after" in status_text(panel) and "partial answer kept" in status_text(panel)
-    assert not panel.send.disabled and panel.stop.disabled
+    assert front.turn()["status"] == "interrupted"
+    assert "stopped" in front.html() and "partial answer kept" in front.html()  # said once, under the answer
+    assert "stopped after" in status_text(panel) and "partial answer kept" not in status_text(panel)
+    assert not panel.view.busy
     [stored] = chat.store.exchanges(chat.notebook, "default")
     assert (stored.status, stored.answer) == ("interrupted", "first second third ")
 
@@ -266,34 +456,48 @@ async def test_stop_cancels_quickly_and_keeps_the_partial_answer(panel, protocol
     ("http401", ["not authorised", "try: check the API key"]),
     ("sse_error_event", ["reported an error", "The model crashed"]),
 ])
-async def test_errors_appear_in_plain_words_in_the_status_line(panel, protocol_server, fault, words):
+async def test_a_failure_is_said_once_in_plain_words(panel, protocol_server, fault, words):
     protocol_server.fault, protocol_server.fault_after = fault, 2
-    panel.prompt.value = "fail please"
-    panel.send.click()
-    exchange = panel.current
+    exchange = ask(panel, "fail please")
     await ended(exchange)
     assert exchange.answer.status == "error"
-    text = status_text(panel)
+    front = panel.front
+    note = front.turn()["after"]
     for word in words:
-        assert word in text, text
-    assert "Traceback" not in text
-    assert 'data-status="error"' in exchange.view.value
-    assert not panel.send.disabled
+        assert note.count(word) == 1, note  # under the answer, once
+        assert word not in status_text(panel)  # and not again in the status line
+    assert "Traceback" not in note
+    assert front.turn()["status"] == "error"
+    assert "failed after" in status_text(panel) and panel.view.tone == "error"
+    assert not panel.view.busy
+
+
+async def test_a_failed_exchange_reloaded_from_history_keeps_its_reason(make_panel, protocol_server, chat):
+    protocol_server.fault = "http500"
+    protocol_server.fault_path = "/v1/chat/completions"
+    first = make_panel()
+    await ended(ask(first, "this one fails"))
+    live = first.front.turn()["after"]
+    [stored] = chat.store.exchanges(chat.notebook, "default")
+    assert stored.status == "error" and "HTTP 500" in stored.error
+    second = make_panel()  # a new panel reads the thread from history
+    turn = second.front.turn()
+    assert turn["status"] == "error" and turn["prompt"] == "this one fails"
+    assert "HTTP 500" in turn["after"] and "The server had an error" in turn["after"], turn["after"]
+    assert "nothing was received" in turn["after"] and "nothing was received" in live
 
 
 async def test_an_unknown_model_is_refused_before_sending(panel, chat):
     panel.provider.value = "Pizzagpt"
     chat.config.model = "no-such-model"  # shown in the dropdown, refused by the provider
-    panel.prompt.value = "hello"
-    panel.send.click()
+    ask(panel, "hello")
     assert panel.current is None
     assert "cannot send" in status_text(panel) and "no-such-model" in status_text(panel)
-    assert panel.prompt.value == "hello"  # kept to send again
+    assert panel.view.prompt == "hello"  # kept to send again
 
 
 async def test_an_empty_prompt_is_not_sent(panel, protocol_server):
-    panel.prompt.value = "   "
-    panel.send.click()
+    ask(panel, "   ")
     assert panel.current is None and "write a prompt first" in status_text(panel)
     assert "/v1/chat/completions" not in protocol_server.paths()
 
@@ -305,13 +509,12 @@ async def test_history_is_shared_with_the_magic(make_panel, protocol_server, cha
                       provider="OpenAICompatible", model="gpt-4o-mini")
     panel = make_panel()
     await panel.join(timeout=TIMEOUT)
-    [earlier] = panel.transcript.children
-    assert "What is 2+2?" in earlier.value and "<strong>4</strong>" in earlier.value
+    front = panel.front
+    [earlier] = front.order
+    assert front.turn(earlier)["prompt"] == "What is 2+2?" and "<strong>4</strong>" in front.html(earlier)
 
     protocol_server.answer = "Then 5."
-    panel.prompt.value = "And 2+3?"
-    panel.send.click()
-    await ended(panel.current)
+    await ended(ask(panel, "And 2+3?"))
     messages = protocol_server.requests[-1].json["messages"]
     assert messages == [{"role": "user", "content": "What is 2+2?"},
                         {"role": "assistant", "content": "It is **4**."},
@@ -319,7 +522,7 @@ async def test_history_is_shared_with_the_magic(make_panel, protocol_server, cha
     first, second = chat.store.exchanges(chat.notebook, "default")
     assert first.cell_id == "cell-1"
     assert second.cell_id.startswith("panel-") and (second.prompt, second.answer) == ("And 2+3?", "Then 5.")
-    assert len(panel.transcript.children) == 2
+    assert len(front.order) == 2
 
     # a %%chat cell of the same thread sees the panel's exchange as context
     request, _ = chat.request("next", cell_id="cell-2")
@@ -329,18 +532,24 @@ async def test_history_is_shared_with_the_magic(make_panel, protocol_server, cha
 async def test_threads_can_be_switched_and_reset(make_panel, protocol_server, chat):
     chat.store.record(chat.notebook, "work", "cell-9", "work question", "work answer")
     panel = make_panel()
+    front = panel.front
     assert "work" in panel.thread.options
     panel.thread.value = "work"
-    assert ["work question" in v.value for v in panel.transcript.children] == [True]
+    assert [front.turn(i)["prompt"] for i in front.order] == ["work question"]
 
-    panel.prompt.value = "more work"
-    panel.send.click()
-    await ended(panel.current)
+    await ended(ask(panel, "more work"))
     assert [e.thread for e in chat.store.exchanges(chat.notebook, "work")] == ["work", "work"]
     assert chat.store.exchanges(chat.notebook, "default") == []
+    assert [front.turn(i)["prompt"] for i in front.order] == ["work question", "more work"]
+
+    panel.thread.value = "default"
+    assert front.order == []
+    panel.thread.value = "work"  # back: the panel's own exchange is there, ended
+    assert [front.turn(i)["prompt"] for i in front.order] == ["work question", "more work"]
+    assert front.turn()["status"] == "ok" and "ipyg4f-footer" in front.html()
 
     panel.reset.click()
-    assert panel.transcript.children == ()
+    assert front.order == []
     assert chat.store.exchanges(chat.notebook, "work") == []
     assert "reset (2 exchanges archived)" in status_text(panel)
 
@@ -367,21 +576,23 @@ def parse_tags(markup: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
 async def test_an_xss_answer_is_sanitised_while_streaming_and_at_the_end(panel, protocol_server):
     protocol_server.chunks = [XSS[:40], XSS[40:90], XSS[90:]]
     protocol_server.chunk_delay = 0.06
-    panel.prompt.value = "<b>my own prompt</b> is escaped too"
-    panel.send.click()
-    exchange = panel.current
-    seen = values_of(exchange.view)
+    exchange = ask(panel, "<b>my own prompt</b> is escaped too")
+    front = panel.front
     await ended(exchange)
     assert exchange.answer.text == XSS
-    for value in [*seen, exchange.view.value]:
+    assert front.turn()["prompt"] == "<b>my own prompt</b> is escaped too"  # text: the view sets textContent
+    html_sent = [op.get("html") or op.get("turn", {}).get("body", "") + op.get("turn", {}).get("after", "")
+                 for op in front.ops if op["op"] != "reset"]
+    assert len(html_sent) >= 3
+    for value in html_sent:
         tags = parse_tags(value)
         assert not {"img", "script", "svg", "iframe"} & {tag for tag, _ in tags}, value
-        assert "&lt;b&gt;my own prompt&lt;/b&gt;" in value
+        assert "<b>" not in value
         for tag, attrs in tags:
             for name, attr in attrs:
                 assert not name.startswith("on"), (tag, name, value)
                 assert not (attr or "").strip().lower().startswith("javascript:"), (tag, name, value)
-    assert "&lt;img src=x onerror=" in exchange.view.value  # shown as text, not run
+    assert "&lt;img src=x onerror=" in front.html()  # shown as text, not run
 
 
 # --- two panels at once ---------------------------------------------------------------------
@@ -410,20 +621,12 @@ async def test_two_panels_stream_at_once_without_mixing(make_panel, echo, chat):
     one, two = make_panel(), make_panel()
     for panel, word in ((one, "apple"), (two, "pear")):
         panel.provider.value = "Echo"
-        panel.prompt.value = " ".join([word] * 12)
-        panel.send.click()
+        ask(panel, " ".join([word] * 12))
     a, b = one.current, two.current
-    both_streaming = threading.Event()
-
-    def check(_):
-        if a.status == "streaming" and b.status == "streaming":
-            both_streaming.set()
-
-    a.view.observe(check, "value")
-    assert await asyncio.to_thread(both_streaming.wait, TIMEOUT)
+    await one.front.until(lambda f: a.status == "streaming" and b.status == "streaming")
     await ended(a, b)
     assert a.answer.text.split() == ["apple"] * 12 and b.answer.text.split() == ["pear"] * 12
-    assert "pear" not in a.view.value and "apple" not in b.view.value
+    assert "pear" not in one.front.html() and "apple" not in two.front.html()
     assert {e.prompt for e in chat.store.exchanges(chat.notebook, "default")} == {
         " ".join(["apple"] * 12), " ".join(["pear"] * 12)}
 
@@ -432,9 +635,7 @@ async def test_closing_the_panel_stops_its_stream_and_its_observers(make_panel, 
     panel = make_panel()
     protocol_server.fault, protocol_server.fault_after = "stall", 1
     protocol_server.fault_path = "/v1/chat/completions"
-    panel.prompt.value = "hang"
-    panel.send.click()
-    exchange = panel.current
+    exchange = ask(panel, "hang")
     await asyncio.to_thread(protocol_server.wait_stalled, 1, TIMEOUT)
     panel.close()
     await ended(exchange)
@@ -447,6 +648,20 @@ def test_the_panel_is_importable_as_documented():
     import ipyg4f
 
     assert ipyg4f.ChatPanel is ChatPanel
+
+
+def test_the_front_end_code_ships_with_the_package():
+    """The view's ES module and CSS are package data, and its CSS carries the answers' own."""
+    from ipyg4f.panel.view import ChatView
+    from ipyg4f.render.html import ANSWER_CSS
+
+    view = ChatView()
+    try:
+        esm, css = view.get_state()["_esm"], view.get_state()["_css"]
+        assert "export default" in esm and 'model.on("msg:custom"' in esm
+        assert ANSWER_CSS in css and ".ipyg4f-transcript" in css and "max-height" in css
+    finally:
+        view.close()
 
 
 async def test_clearing_the_default_provider_shows_what_cells_will_use(panel, chat):
@@ -466,15 +681,14 @@ async def test_thinking_streams_open_then_closes_when_the_answer_starts(make_pan
                                   Usage(12, 3), FinishReason("stop")])
         panel = make_panel()
         panel.provider.value = "Scripted"
-        panel.prompt.value = "think first"
-        panel.send.click()
-        exchange = panel.current
-        await until(exchange.view, "value", lambda v: "options" in v)
-        assert '<details class="ipyg4f-thinking" open' in exchange.view.value  # all there is so far
+        exchange = ask(panel, "think first")
+        front = panel.front
+        await front.until(lambda f: "options" in f.html())
+        assert set(front.turn()["parts"]) == {"thinking"}  # all there is so far: shown open
         assert "is thinking" in status_text(panel)
         gate.open.set()
         await ended(exchange)
-        final = exchange.view.value
+        final = front.html()
         assert '<details class="ipyg4f-thinking" style' in final and "weighing options" in final
         assert final.index("ipyg4f-thinking") < final.index("The answer.")
         assert "12 in / 3 out tokens" in final and "Scripted (scripted-1)" in final  # the footer
@@ -493,17 +707,15 @@ async def test_the_with_field_sends_values_as_context_and_shows_what_was_sent(ma
     panel = make_panel()
     await panel.join(timeout=TIMEOUT)
     panel.with_.value = "scores, missing_name"
-    panel.prompt.value = "who scored most?"
-    panel.send.click()
-    assert panel.current is None and "missing_name&#x27; is not defined" in status_text(panel)
+    ask(panel, "who scored most?")
+    assert panel.current is None and "missing_name' is not defined" in status_text(panel)
     assert "ContextError" not in status_text(panel)
-    assert panel.prompt.value == "who scored most?"  # kept, nothing sent
+    assert panel.view.prompt == "who scored most?"  # kept, nothing sent
     panel.with_.value = "scores"
-    panel.send.click()
-    exchange = panel.current
+    exchange = ask(panel, "who scored most?")
     await ended(exchange)
     sent = protocol_server.requests[-1].json["messages"][-1]["content"]
     assert "scores" in sent and "'bob': 5" in sent and sent.rstrip().endswith("who scored most?")
-    assert '<details class="ipyg4f-context"' in exchange.view.value and "scores" in exchange.view.value
+    assert '<details class="ipyg4f-context"' in panel.front.html() and "scores" in panel.front.html()
     [stored] = chat.store.exchanges(chat.notebook, "default")
     assert "'bob': 5" in stored.context

@@ -6,6 +6,9 @@ built once and driven by ``observe``/``on_click``:
 * the provider and model chosen here become the defaults of later ``%%chat``
   cells (:meth:`~ipyg4f.chat.Chat.set_defaults`), and ``%chat use`` is
   reflected back here (the panel observes the ``ChatConfig`` traits);
+* the transcript, the prompt box, Send/Stop and the status line are one
+  anywidget (:class:`~ipyg4f.panel.view.ChatView`: a scrolling transcript that
+  follows the newest text, Ctrl+Enter sends, answers streamed as changes);
 * Send starts the answer on the same runner as ``%%chat``, rendered from a
   thread of its own (:class:`~ipyg4f.panel.exchange.Exchange`), so it keeps
   streaming while the kernel runs other cells, even long ones; Stop cancels it
@@ -19,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import html
 import uuid
 from typing import Any, Iterator
 
@@ -30,13 +32,13 @@ from ..chat import Chat, get_chat
 from ..context import ContextError, attach, context_block, split_exprs
 from ..errors import describe
 from ..http import redact
-from ..render import COLOURS, outcome
+from ..render import outcome
 from ..template import user_namespace
 from .choice import DEFAULT_MODEL, ProviderChoice
-from .exchange import Exchange, exchange_view, final_html, stored_answer
+from .exchange import Exchange, final_turn, stored_answer
+from .view import ChatView
 
-__all__ = ["ChatPanel", "Exchange"]
-
+__all__ = ["ChatPanel", "ChatView", "Exchange"]
 
 
 class ChatPanel(ProviderChoice, widgets.VBox):
@@ -74,17 +76,9 @@ class ChatPanel(ProviderChoice, widgets.VBox):
                                        layout=widgets.Layout(width="auto"))
         self.reset = widgets.Button(description="Reset thread", icon="eraser",
                                     tooltip="archive this thread's exchanges (like %chat reset)")
-        self.transcript = widgets.VBox(layout=widgets.Layout(width="100%"))
-        self.transcript.add_class("ipyg4f-transcript")
-        self.prompt = widgets.Textarea(placeholder="Ask something…", rows=3,
-                                       layout=widgets.Layout(width="100%"))
-        self.prompt.add_class("ipyg4f-prompt-input")
-        self.send = widgets.Button(description="Send", icon="paper-plane", button_style="primary")
-        self.send.add_class("ipyg4f-send")
-        self.stop = widgets.Button(description="Stop", icon="stop", button_style="warning", disabled=True)
-        self.stop.add_class("ipyg4f-stop")
-        self.status = widgets.HTML()
-        self.status.add_class("ipyg4f-panel-status")
+        #: the transcript, the prompt box, Send/Stop and the status line
+        self.view = ChatView(on_send=lambda: self.submit(), on_stop=lambda: self.cancel(),
+                             layout=widgets.Layout(width="100%"))
 
         self.provider.observe(self._on_provider, "value")
         self.model.observe(self._on_model, "value")
@@ -92,8 +86,6 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self.use_temperature.observe(self._on_use_temperature, "value")
         self.thread.observe(self._on_thread, "value")
         self.reset.on_click(self._on_reset)
-        self.send.on_click(lambda _: self.submit())
-        self.stop.on_click(lambda _: self.cancel())
         config.observe(self._on_config_provider, "provider")
         config.observe(self._on_config_model, "model")
 
@@ -102,9 +94,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
             widgets.HBox([self.system, self.use_temperature, self.temperature]),
             widgets.HBox([self.with_]),
             widgets.HBox([self.thread, self.reset]),
-            self.transcript,
-            self.prompt,
-            widgets.HBox([self.send, self.stop, self.status], layout=widgets.Layout(align_items="center")),
+            self.view,
         ]
         kwargs.setdefault("layout", widgets.Layout(padding="4px"))
         super().__init__(rows, **kwargs)
@@ -116,7 +106,6 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self._load_transcript()
         self._show_status(f"ready — {self._choice_label()}", "info")
 
-    # -- options ------------------------------------------------------------------
     # -- options ------------------------------------------------------------------
     def _thread_options(self, current: str) -> list[str]:
         try:
@@ -205,7 +194,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         if self.current is not None:
             self._show_status("an answer is still streaming: wait, or Stop it", "warn")
             return None
-        prompt = (self.prompt.value if prompt is None else prompt).strip()
+        prompt = (self.view.prompt if prompt is None else prompt).strip()
         if not prompt:
             self._show_status("write a prompt first", "warn")
             return None
@@ -223,16 +212,16 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         except Exception as exc:  # unknown provider/model, unreadable history: say it, keep the prompt
             self._show_status(f"✖ cannot send: {redact(describe(exc))}", "error")
             return None
-        exchange = Exchange(request, prompt, thread, cell_id, rate=self.chat.config.updates_per_second,
-                            on_status=self._show_status, on_done=self._finished, attachments=attachments)
+        exchange = Exchange(request, prompt, thread, cell_id, view=self.view,
+                            rate=self.chat.config.updates_per_second, on_status=self._show_status,
+                            on_done=self._finished, attachments=attachments)
         sent = context_block(attachments)
         exchange.answer.notes.extend(notes)
         self.exchanges.append(exchange)
         self.current = exchange
-        self.transcript.children = (*self.transcript.children, exchange.view)
-        self.prompt.value = ""
-        self.send.disabled = True
-        self.stop.disabled = False
+        self.view.add(exchange.turn)
+        self.view.prompt = ""
+        self.view.busy = True
         exchange.begin(lambda answer: self.chat.record(prompt, answer, cell_id=cell_id, thread=thread, context=sent))
         return exchange
 
@@ -254,8 +243,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
     def _finished(self, exchange: Exchange) -> None:
         if self.current is exchange:
             self.current = None
-        self.send.disabled = False
-        self.stop.disabled = True
+        self.view.busy = False
         if exchange.thread not in self.thread.options:
             self.thread.options = self._thread_options(self.thread_name)
 
@@ -266,29 +254,20 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         except Exception as exc:
             self._show_status(f"cannot read the history: {describe(exc)}", "error")
             done = []
-        views = []
-        live = {ex.cell_id: ex for ex in self.exchanges}
+        live = {ex.cell_id: ex for ex in self.exchanges if ex.thread == self.thread_name}
+        turns = []
         for ex in done:
-            if ex.cell_id in live and live[ex.cell_id].thread == self.thread_name:
-                views.append(live[ex.cell_id].view)
-                continue
-            view = exchange_view()
-            answer = stored_answer(ex)
-            view.value = final_html(ex.prompt, answer, outcome(answer))
-            views.append(view)
-        if self.current is not None and self.current.thread == self.thread_name \
-                and self.current.view not in views:
-            views.append(self.current.view)
-        old = [v for v in self.transcript.children if v not in views]
-        self.transcript.children = views
-        keep = {ex.view for ex in self.exchanges}
-        for view in old:
-            if view not in keep:
-                view.close()
+            if ex.cell_id in live:
+                turns.append(live.pop(ex.cell_id).turn)
+            else:
+                answer = stored_answer(ex)
+                turns.append(final_turn(ex.cell_id, ex.prompt, answer, outcome(answer)))
+        if self.current is not None and self.current.cell_id in live:  # streaming: not in history yet
+            turns.append(self.current.turn)
+        self.view.reset(turns)
 
     def _show_status(self, text: str, kind: str = "info") -> None:
-        self.status.value = (f'<span class="ipyg4f-status-text" data-kind="{kind}" '
-                             f'style="color:{COLOURS[kind]}">{html.escape(text)}</span>')
+        self.view.say(text, kind)
 
     # -- waiting ------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> bool:

@@ -28,6 +28,14 @@ def _provider_label(info: registry.ProviderInfo) -> str:
     return info.name
 
 
+def resolved(cls: Any, model: str) -> str:
+    """The model a request for ``model`` asks for (an alias -> its target), as every label names it."""
+    try:
+        return cls.get_model(model) or model
+    except Exception:  # not a model of this provider: shown as given, refused when sent
+        return model
+
+
 class ProviderChoice:
     """Mixed into :class:`~ipyg4f.panel.ChatPanel`: ``self.provider``/``self.model`` dropdowns, ``self._infos``."""
 
@@ -51,7 +59,7 @@ class ProviderChoice:
 
     def _choice_label(self) -> str:
         cls = self._provider_class()
-        model = self.model.value or (cls.get_model(None) if cls is not None else "")
+        model = self.model.value or (resolved(cls, "") if cls is not None else "")
         return f"{self.provider.value} ({model})" if model else str(self.provider.value)
 
     def _provider_class(self) -> Any:
@@ -61,11 +69,15 @@ class ProviderChoice:
             return None
 
     def _set_models(self, models: list[str], prefer: str | None) -> None:
-        """Fill the model dropdown and select ``prefer`` (added when missing), else the default."""
+        """Fill the model dropdown and select ``prefer`` (added when missing), else the default.
+
+        Aliases are shown resolved (``gpt-3.5-turbo`` -> ``gpt-3.5-turbo-16k``), so the dropdown names
+        the model the request asks for, as the exchange's header and footer do."""
         cls = self._provider_class()
-        default = cls.default_model if cls is not None else ""
-        names = list(dict.fromkeys([m for m in [default, *models] if m]))
-        want = prefer if prefer else (default or DEFAULT_MODEL)
+        resolve = (lambda m: resolved(cls, m)) if cls is not None else (lambda m: m)
+        default = resolve(cls.default_model) if cls is not None else ""
+        names = list(dict.fromkeys([resolve(m) for m in [default, *models] if m]))
+        want = resolve(prefer) if prefer else (default or DEFAULT_MODEL)
         if want and want not in names:
             names.append(want)
         options = [(m + (" (default)" if m == default else ""), m) for m in names] or \

@@ -1,51 +1,61 @@
-"""One Send of the panel: a renderer of the shared runner, drawing into one ``widgets.HTML``.
+"""One Send of the panel: a renderer of the shared runner, streaming into the panel's :class:`ChatView`.
 
-It reports to the panel only through the two callbacks it is given
-(``on_status(text, tone)`` and ``on_done(exchange)``), called from the run's
-own thread: the answer keeps streaming while the kernel runs other cells.
+While the answer streams, only what changed is sent (:class:`~ipyg4f.render.live.Segments`: settled
+HTML once, then a small live tail), so the bytes sent grow with the answer, not with its square; at
+the end the answer is rendered whole, once.  The exchange reports to the panel only through the two
+callbacks it is given (``on_status(text, tone)`` and ``on_done(exchange)``), called from the run's own
+thread: the answer keeps streaming while the kernel runs other cells.
 """
 
 from __future__ import annotations
 
-import html
+from dataclasses import replace
 from typing import Any, Callable
-
-import ipywidgets as widgets
 
 from ..errors import ProviderError
 from ..events import Reasoning
-from ..render import COLOURS, StreamRenderer, line_html, markdown_to_html, outcome, thinking_html
-from ..render.html import context_html, extras_html, streaming_html
+from ..render import StreamRenderer, line_html, markdown_to_html, outcome, thinking_html
+from ..render.html import context_html, extras_html
+from ..render.live import Segments
 from ..render.outcome import Outcome, final_status, footer, label, live_status
 from ..runner import Answer, ChatRequest, Run
+from .view import ChatView, Turn
 
 #: how often the status line's clock moves while an answer is on its way (seconds)
 STATUS_INTERVAL = 0.25
-_ANSWER_STYLE = ' style="border-left:3px solid var(--jp-brand-color2,#90caf9);padding-left:10px"'
 
 
-def exchange_view() -> widgets.HTML:
-    view = widgets.HTML(layout=widgets.Layout(width="100%"))
-    view.add_class("ipyg4f-exchange")
-    return view
+def outcome_note(answer: Answer, result: Outcome) -> str:
+    """What the exchange says under its answer about how it ended (a failure: its reason and hint)."""
+    return final_status(answer, result) if result.kind == "failed" else result.note
 
 
-def turn_html(prompt: str, label_: str, status: str, body: str, after: str = "") -> str:
-    """One exchange as HTML: the prompt (escaped), who answers, the answer (already safe HTML), notes."""
-    return (f'<div class="ipyg4f-turn" data-status="{html.escape(status)}">'
-            f'<div class="ipyg4f-prompt" style="white-space:pre-wrap;padding:4px 8px;border-radius:4px;'
-            f'background:var(--jp-layout-color2,#eee)"><b>you</b>: {html.escape(prompt)}</div>'
-            f'<div class="ipyg4f-meta" style="font-size:0.85em;color:{COLOURS["info"]};margin-top:4px">'
-            f"{html.escape(label_)}</div>"
-            f'<div class="ipyg4f-answer"{_ANSWER_STYLE}>{body}</div>{after}</div>')
+def ended_status(answer: Answer, result: Outcome) -> tuple[str, str]:
+    """The status line once an answer has ended, and its tone.  It names the ending; what went wrong
+    (or what to note) is said once, under the answer in the transcript."""
+    who = label(answer.provider, answer.model)
+    seconds = answer.elapsed()
+    if result.kind == "failed":
+        return f"✖ {who} failed after {seconds:.1f} s (the reason is under the answer)", "error"
+    if result.kind == "interrupted":
+        return f"■ stopped after {seconds:.1f} s", "warn"
+    if result.kind == "empty":
+        return f"⚠ {who} sent nothing ({seconds:.1f} s)", result.tone
+    text = final_status(answer, replace(result, note=""))
+    if result.note:
+        return f"{text} (note under the answer)", "warn"
+    return text, "ok"
 
 
-def final_html(prompt: str, answer: Answer, result: Outcome, context: str = "") -> str:
-    """An ended exchange: what was sent, thinking (collapsed), the answer, media and sources, note, footer."""
-    body = context + thinking_html(answer.reasoning, open_=False) + markdown_to_html(answer.text) + extras_html(answer)
-    after = line_html(result.note, result.tone, "ipyg4f-note") if result.note else ""
+def final_turn(id_: str, prompt: str, answer: Answer, result: Outcome, context: str = "") -> Turn:
+    """An ended exchange: what was sent, thinking (collapsed), the answer, media and sources; the note
+    about its outcome, the footer."""
+    body = (context + thinking_html(answer.reasoning, open_=False) + markdown_to_html(answer.text, style=False)
+            + extras_html(answer))
+    note = outcome_note(answer, result)
+    after = line_html(note, result.tone, "ipyg4f-note") if note else ""
     after += line_html(footer(answer), "info", "ipyg4f-footer") if answer.ended is not None else ""
-    return turn_html(prompt, label(answer.provider, answer.model), answer.status, body, after)
+    return Turn(id_, prompt, label(answer.provider, answer.model), answer.status, context, body=body, after=after)
 
 
 def stored_answer(ex: Any) -> Answer:
@@ -59,11 +69,11 @@ def stored_answer(ex: Any) -> Answer:
 
 
 class Exchange(StreamRenderer):
-    """The request, its answer as it accumulates, its view, and its run."""
+    """The request, its answer as it accumulates, its turn in the view, and its run."""
 
     tick_interval = STATUS_INTERVAL
 
-    def __init__(self, request: ChatRequest, prompt: str, thread: str, cell_id: str, *,
+    def __init__(self, request: ChatRequest, prompt: str, thread: str, cell_id: str, *, view: ChatView,
                  rate: float = 20.0, on_status: Callable[[str, str], None],
                  on_done: Callable[["Exchange"], None], attachments: list[Any] | None = None):
         super().__init__(rate or 20.0)
@@ -72,12 +82,17 @@ class Exchange(StreamRenderer):
         self.thread = thread
         self.cell_id = cell_id
         self.answer = Answer(request.provider_name, request.model)
-        self.view = exchange_view()
+        self.view = view
         self.on_status = on_status
         self.on_done = on_done
         self.run: Run | None = None
         self.result: Outcome | None = None
         self.context = context_html(attachments or [])  #: the collapsed "context sent" block
+        #: settled blocks go to the view as they settle (segment=0: messages are cheap, unlike a cell's
+        #: displays), so the tail resent on each update is only the block being written
+        self.segments = {"thinking": Segments(segment=0), "answer": Segments(segment=0)}
+        self.shown = {"thinking": 0, "answer": 0}  #: characters of each part drawn so far
+        self.turn = Turn(cell_id, prompt, self.label, context=self.context)
 
     @property
     def status(self) -> str:
@@ -93,23 +108,26 @@ class Exchange(StreamRenderer):
     # -- the renderer contract ----------------------------------------------------------
     def start(self, answer: Answer) -> None:
         super().start(answer)
-        self.view.value = turn_html(self.prompt, self.label, "waiting",
-                                    f"<em>waiting for {html.escape(self.label)}…</em>")
         self.on_status(live_status(answer, self.label), "busy")
 
     def tick(self) -> None:
         self.on_status(live_status(self.answer, self.label), "busy")
 
     def draw(self, answer: Answer) -> int:
-        self.view.value = turn_html(self.prompt, self.label, "streaming", self.context + streaming_html(answer))
+        sent = 0
+        for part, text in (("thinking", answer.reasoning), ("answer", answer.text)):
+            if len(text) > self.shown[part]:
+                self.shown[part] = len(text)
+                sent += self.view.stream(self.turn, part, *self.segments[part].feed(text))
         self.on_status(live_status(answer, self.label), "busy")
-        return len(answer.text) + len(answer.reasoning)
+        return sent
 
     def finish(self, answer: Answer, result: Outcome) -> None:
         self._dirty = False
         self.result = result
-        self.view.value = final_html(self.prompt, answer, result, self.context)
-        self.on_status(final_status(answer, result), "ok" if result.kind == "ok" and not result.note else result.tone)
+        self.turn = final_turn(self.cell_id, self.prompt, answer, result, self.context)
+        self.view.final(self.turn)
+        self.on_status(*ended_status(answer, result))
         self.updates += 1
 
     # -- the run --------------------------------------------------------------------------

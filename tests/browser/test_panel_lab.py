@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from notebook_ui import assert_widgets_render, cell, expect, open_notebook, run_cell, screenshot, start_cell
+from notebook_ui import (assert_widgets_render, cell, expect, open_notebook, run_cell, screenshot, set_theme,
+                         start_cell)
 
 pytestmark = pytest.mark.browser
 
@@ -78,7 +79,7 @@ def choose_openai(panel, model: str = "test-model"):
 
 
 def ask(panel, prompt: str):
-    panel.locator(".ipyg4f-prompt-input textarea").fill(prompt)
+    panel.locator("textarea.ipyg4f-prompt-input").fill(prompt)
     panel.locator(".ipyg4f-send button, button.ipyg4f-send").first.click()
 
 
@@ -119,9 +120,7 @@ def test_choose_a_model_send_and_watch_the_answer_stream(page, lab, protocol_ser
     assert_widgets_render(page)
     assert page.errors == []
 
-    # docs/panel.png is this screenshot, rewritten only on request:
-    # IPYG4F_UPDATE_SCREENSHOTS=1 pytest tests/browser -k answer_stream
-    screenshot(panel, shots_dir, "panel.png", docs=True)
+    screenshot(panel, shots_dir, "panel-tea.png")
 
     # the panel's exchange is in the history %%chat uses
     expect()(run_cell(page, 2).locator(".jp-Cell-outputArea")).to_contain_text("Tell me about tea.")
@@ -230,3 +229,158 @@ def test_the_panel_works_in_notebook_7(page, lab, protocol_server):
     expect()(second.locator(".widget-dropdown select").nth(1).locator("option:checked")).to_have_text("test-model")
     expect()(second.locator(".ipyg4f-exchange")).to_have_count(1)  # the shared thread's history
     assert_widgets_render(page)
+
+
+#: where the transcript is scrolled, and how big it is
+SCROLL = """() => {
+    const t = document.querySelector('.ipyg4f-panel .ipyg4f-transcript');
+    const words = (t.querySelector('.ipyg4f-exchange:last-child .ipyg4f-answer').textContent.match(/word\\d+/g) || []).length;
+    return {top: t.scrollTop, height: t.scrollHeight, client: t.clientHeight, words,
+            fromBottom: t.scrollHeight - t.scrollTop - t.clientHeight, viewport: window.innerHeight,
+            overflow: getComputedStyle(t).overflowY};
+}"""
+
+
+def words_at_least(page, n: int):
+    page.wait_for_function(
+        "(n) => (document.querySelector('.ipyg4f-panel .ipyg4f-exchange:last-child .ipyg4f-answer')"
+        "?.textContent.match(/word\\d+/g) || []).length >= n", arg=n)
+
+
+def within_viewport(page, locator):
+    box = locator.bounding_box()
+    assert box is not None and box["height"] > 0
+    assert 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"], box
+
+
+def test_the_transcript_scrolls_follows_the_answer_and_ctrl_enter_sends(page, lab, protocol_server):
+    panel = show_panel(page, lab)
+    choose_openai(panel)
+    prompt = panel.locator("textarea.ipyg4f-prompt-input")
+    transcript = panel.locator(".ipyg4f-transcript")
+
+    # Enter is a newline; Ctrl+Enter sends (and does not run the cell the panel is in)
+    protocol_server.chunks = [f"word{i} " + ("\n\n" if i % 3 == 2 else "") for i in range(150)]
+    protocol_server.chunk_delay = 0.05
+    prompt.click()
+    page.keyboard.type("first line")
+    page.keyboard.press("Enter")
+    page.keyboard.type("second line")
+    expect()(prompt).to_have_value("first line\nsecond line")
+    expect()(panel.locator(".ipyg4f-exchange")).to_have_count(0)
+    page.keyboard.press("Control+Enter")
+    turn = last_turn(panel)
+    expect()(turn.locator(".ipyg4f-prompt")).to_have_text("you: first line\nsecond line")
+    expect()(prompt).to_have_value("")
+    expect()(cell(page, 0).locator(".jp-InputPrompt")).to_have_text("[1]:")  # the cell did not run again
+    assert protocol_server.requests[-1].json["messages"][-1]["content"] == "first line\nsecond line"
+
+    # the transcript is a bounded scrolling area that follows the newest text
+    words_at_least(page, 75)
+    at = page.evaluate(SCROLL)
+    assert at["overflow"] == "auto" and at["client"] <= 0.6 * at["viewport"] + 1, at
+    assert at["height"] > at["client"] + 100, at  # it does overflow
+    assert at["fromBottom"] <= 24, at  # following the newest text
+    # the user scrolls up: it stays where they put it while the answer grows
+    transcript.hover()
+    page.mouse.wheel(0, -5000)
+    page.wait_for_function("() => document.querySelector('.ipyg4f-panel .ipyg4f-transcript').scrollTop === 0")
+    words = page.evaluate(SCROLL)["words"]
+    words_at_least(page, words + 8)
+    at = page.evaluate(SCROLL)
+    assert at["top"] == 0 and at["fromBottom"] > 100, at
+    # back at the bottom, it follows again
+    page.mouse.wheel(0, 50_000)
+    page.wait_for_function("() => { const t = document.querySelector('.ipyg4f-panel .ipyg4f-transcript');"
+                           " return t.scrollHeight - t.scrollTop - t.clientHeight <= 24; }")
+    words_at_least(page, page.evaluate(SCROLL)["words"] + 8)
+    at = page.evaluate(SCROLL)
+    assert at["fromBottom"] <= 24 and at["words"] < 150, at
+    expect()(turn).to_have_attribute("data-status", "ok")
+
+    # two more long answers: the prompt box, the buttons and the status line stay in view
+    protocol_server.chunks = [f"word{i} " + ("\n\n" if i % 3 == 2 else "") for i in range(200)]
+    protocol_server.chunk_delay = 0.0
+    for n in (2, 3):
+        prompt.fill(f"long answer {n}")
+        prompt.press("Control+Enter")
+        expect()(panel.locator(".ipyg4f-exchange")).to_have_count(n)
+        expect()(last_turn(panel)).to_have_attribute("data-status", "ok")
+    at = page.evaluate(SCROLL)
+    assert at["height"] > 3 * at["client"] and at["fromBottom"] <= 24, at
+    for part in (prompt, panel.locator("button.ipyg4f-send"), panel.locator("button.ipyg4f-stop"),
+                 panel.locator(".ipyg4f-panel-status")):
+        within_viewport(page, part)
+    expect()(panel.locator(".ipyg4f-panel-status")).to_contain_text("answered in")
+    assert_widgets_render(page)
+    assert page.errors == []
+
+
+MARKDOWN = """## Brewing tea
+
+Steep **green** tea at `80 °C`; black tea wants boiling water ([a guide](https://example.org/tea)).
+
+> Water that is too hot makes green tea bitter.
+
+| tea | minutes | °C |
+|:--|--:|--:|
+| green | 2 | 80 |
+| black | 4 | 95 |
+| oolong | 3 | 90 |
+
+```python
+def steep(tea: str, minutes: int = 3) -> str:
+    return f"{tea} for {minutes} min"  # then pour
+```
+"""
+
+#: computed styles of the panel's answer that make it read as rendered Markdown
+STYLES = """() => {
+    const answer = [...document.querySelectorAll('.ipyg4f-panel .ipyg4f-answer')].pop();
+    const s = (sel) => getComputedStyle(answer.querySelector(sel));
+    const rows = answer.querySelectorAll('tbody tr');
+    const luminance = (colour) => {
+        const [r, g, b] = colour.match(/[\\d.]+/g).map(Number);
+        return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+    };
+    const transcript = getComputedStyle(document.querySelector('.ipyg4f-panel .ipyg4f-transcript'));
+    return {
+        classes: answer.className,
+        thead: s('thead').borderBottomWidth, quote: s('blockquote').borderLeftWidth,
+        code: s('p code').backgroundColor, pre: s('pre.ipyg4f-code').borderTopWidth,
+        keyword: s('pre.ipyg4f-code .k').color, plain: s('pre.ipyg4f-code').color,
+        link: s('a').color, text: s('p').color, textLight: luminance(s('p').color),
+        stripes: [getComputedStyle(rows[0]).backgroundColor, getComputedStyle(rows[1]).backgroundColor],
+        background: luminance(transcript.backgroundColor),
+        right: s('tbody td:nth-child(2)').textAlign,
+    };
+}"""
+
+
+def test_answers_look_like_rendered_markdown_in_light_and_dark(page, lab, protocol_server, shots_dir):
+    protocol_server.chunks = [MARKDOWN[i:i + 40] for i in range(0, len(MARKDOWN), 40)]
+    protocol_server.chunk_delay = 0.03
+    panel = show_panel(page, lab)
+    choose_openai(panel)
+    ask(panel, "How do I brew tea?")
+    turn = last_turn(panel)
+    expect()(turn).to_have_attribute("data-status", "ok")
+    expect()(turn.locator(".ipyg4f-answer table")).to_be_visible()
+    for theme, name, dark in (("JupyterLab Light", "light", False), ("JupyterLab Dark", "dark", True)):
+        set_theme(page, theme)
+        css = page.evaluate(STYLES)
+        assert "jp-RenderedHTMLCommon" in css["classes"] and "jp-RenderedMarkdown" in css["classes"]
+        assert css["thead"] not in ("", "0px"), css  # a header rule
+        assert css["quote"] not in ("", "0px"), css  # a bar on the quote
+        assert css["code"] != "rgba(0, 0, 0, 0)", css  # inline code on a background
+        assert css["pre"] not in ("", "0px"), css  # the code box
+        assert css["keyword"] != css["plain"], css  # highlighted
+        assert css["link"] != css["text"], css  # links coloured
+        assert css["stripes"][0] != css["stripes"][1], css  # striped rows
+        assert css["right"] == "right", css  # the |--:| column
+        assert (css["textLight"] > 0.6) == dark and (css["background"] < 0.4) == dark, css  # readable
+        # docs/panel.png and docs/panel-dark.png are these, rewritten only on request:
+        # IPYG4F_UPDATE_SCREENSHOTS=1 pytest tests/browser -k rendered_markdown
+        screenshot(panel, shots_dir, "panel.png" if name == "light" else "panel-dark.png", docs=True)
+    set_theme(page, "JupyterLab Light")
+    assert page.errors == []
