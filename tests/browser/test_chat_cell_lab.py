@@ -7,9 +7,11 @@ Its screenshots go to the screenshot directory; ``IPYG4F_UPDATE_SCREENSHOTS=1 py
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from notebook_ui import expect, open_notebook, run_cell, screenshot, set_theme
+from notebook_ui import expect, open_notebook, run_cell, screenshot, set_theme, start_cell
 
 pytestmark = pytest.mark.browser
 
@@ -130,4 +132,81 @@ def test_the_thought_sits_collapsed_above_the_answer_in_light_and_dark(page, lab
         leave(page)
     assert looks["light"]["keyword"] != looks["dark"]["keyword"], looks  # the colours follow the theme
     assert looks["light"]["background"] != looks["dark"]["background"], looks
+    assert page.errors == []
+
+
+#: a provider that streams a long answer (paragraphs, a 60-line code block, model-written HTML), and waits in
+#: the middle of the code block until the test creates the file GATE
+STREAMER = '''%load_ext ipyg4f
+import asyncio, os
+from ipyg4f.providers import AsyncGeneratorProvider, register
+
+GATE = {gate!r}
+CODE = "".join(f"    total_{{i}} = compute({{i}}, 'x') * 2  # step {{i}}\\n" for i in range(60))
+ANSWER = ("Intro paragraph with <img src=x onerror=\\"window.__xss=1\\"> and "
+          "[a link](javascript:window.__xss=2).\\n\\n" + "A second paragraph. " * 30 + "\\n\\n"
+          "```python\\ndef f():\\n" + CODE + "```\\n\\nAfter the code: <script>window.__xss=3</script> done.\\n")
+PAUSE = ANSWER.index("total_45")
+
+@register
+class Streamer(AsyncGeneratorProvider):
+    supports_stream = True
+    default_model = "streamer-1"
+
+    @classmethod
+    async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
+        for start in range(0, len(ANSWER), 40):
+            if start >= PAUSE and not os.path.exists(GATE):
+                while not os.path.exists(GATE):  # the test opens the gate once it has looked
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
+            yield ANSWER[start:start + 40]
+'''
+
+#: the live answer's code boxes (one per settled piece and the tail): their edges, and where the cursor is
+PIECES = """(output) => {
+    const boxes = [...output.querySelectorAll('pre.ipyg4f-code')].map(p => p.getBoundingClientRect());
+    const cursor = output.querySelector('.ipyg4f-cursor');
+    return {
+        boxes: boxes.map(b => ({top: b.top, bottom: b.bottom, left: b.left, width: b.width})),
+        children: output.querySelectorAll('.jp-OutputArea-child').length,
+        cursorInCode: !!cursor && !!cursor.closest('pre.ipyg4f-code'),
+        cursors: output.querySelectorAll('.ipyg4f-cursor').length,
+    };
+}"""
+
+
+def test_a_long_answer_streams_in_pieces_that_read_as_one_then_ends_as_one_output(page, lab, shots_dir, tmp_path):
+    gate = tmp_path / "gate"
+    page.set_viewport_size({"width": 1100, "height": 1400})
+    open_notebook(page, lab, STREAMER.format(gate=str(gate)), "%%chat -p Streamer\nWrite a long function.")
+    set_theme(page, "JupyterLab Light")
+    run_cell(page, 0)
+    answer = start_cell(page, 1)
+    output = answer.locator(".jp-Cell-outputArea")
+    expect()(output.locator(".ipyg4f-cursor")).to_have_count(1)
+    expect()(output.locator("pre.ipyg4f-code").last).to_contain_text("total_44", timeout=30_000)
+    live = output.element_handle().evaluate(PIECES)
+    try:
+        assert live["children"] >= 3, "settled pieces are outputs of their own; only the tail is replaced"
+        assert live["cursors"] == 1 and live["cursorInCode"], live
+        boxes = live["boxes"]
+        assert len(boxes) >= 3, "the long code block arrives in pieces"
+        for above, below in zip(boxes, boxes[1:]):  # that join into one box
+            assert abs(below["top"] - above["bottom"]) <= 1, boxes
+            assert (below["left"], below["width"]) == (above["left"], above["width"]), boxes
+        assert page.evaluate("typeof window.__xss") == "undefined"
+        leave(page)
+        screenshot(answer, shots_dir, "streaming-light.png")
+        set_theme(page, "JupyterLab Dark")
+        screenshot(answer, shots_dir, "streaming-dark.png")
+    finally:
+        gate.write_text("go")
+    expect()(answer.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]:"), timeout=30_000)
+    expect()(output.locator(".jp-OutputArea-child")).to_have_count(1)  # the saved notebook: one clean answer
+    expect()(output.locator("pre.ipyg4f-code")).to_have_count(1)
+    expect()(output.locator("pre.ipyg4f-code")).to_contain_text("total_59")
+    expect()(output.locator(".ipyg4f-cursor")).to_have_count(0)
+    expect()(output).to_contain_text('<img src=x onerror="window.__xss=1">')  # shown as text, not run
+    assert page.evaluate("typeof window.__xss") == "undefined"
     assert page.errors == []
