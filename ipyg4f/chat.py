@@ -54,6 +54,8 @@ class Chat:
         self.notebook = notebook_key()
         self.cell_id: str | None = None
         self._store: HistoryStore | None = None
+        #: every warning printed so far (a cell's renderer clears the cell at its end and says them again)
+        self.warnings: list[str] = []
         self.images: DisplayCapture | None = None  #: the images this shell displayed (``--image last``)
 
     # -- events --------------------------------------------------------------
@@ -66,8 +68,12 @@ class Chat:
         if self._store is None:
             from .history import open_store
 
-            self._store = open_store(self.config.resolved_history_path(), warn=_warn)
+            self._store = open_store(self.config.resolved_history_path(), warn=self.warn)
         return self._store
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        _warn(message)
 
     def close(self) -> None:
         if self._store is not None:

@@ -165,6 +165,7 @@ def run_cell(chat: Chat, args: Any, cell: str) -> None:
     attachments = _attachments(chat, args, cls, model)  # evaluated on every run: the data may have changed
     extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key": _api_key(args.api_key_env)}
     cell_id = chat.new_cell_id()
+    warned = len(chat.warnings)  # what is said in this cell is said again in its final answer (the cell is cleared)
     dry_run = args.dry_run
     if args.new and not dry_run:
         chat.store.reset(chat.notebook, chat.thread_name(args.thread))
@@ -185,8 +186,9 @@ def run_cell(chat: Chat, args: Any, cell: str) -> None:
     run_blocking(request, answer, renderer)
     if answer.ignored and (args.debug or config.show_traceback):
         answer.notes.append("ignored: " + ", ".join(f"{k} x{n}" for k, n in answer.ignored.items()))
-    result = outcome(answer, chat.record(prompt, answer, cell_id=cell_id, thread=args.thread,
-                                         context=context_block(attachments)))
+    recorded = chat.record(prompt, answer, cell_id=cell_id, thread=args.thread, context=context_block(attachments))
+    answer.notes.extend(chat.warnings[warned:])
+    result = outcome(answer, recorded)
     renderer.finish(answer, result)
     if args.out:
         shell.user_ns[args.out] = answer.text

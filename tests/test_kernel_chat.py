@@ -69,12 +69,13 @@ def test_answer_streams_into_one_display_and_ends_as_markdown(kernel, server):
     displays = ex.displays
     assert displays[0]["msg_type"] == "display_data"
     assert "waiting" in displays[0]["content"]["data"]["text/plain"]
-    display_ids = {m["content"]["transient"]["display_id"] for m in displays}
-    assert len(display_ids) == 1, "one display, updated in place"
-    partials = [m["content"]["data"]["text/plain"] for m in ex.updates[:-1]]
+    partials = [m["content"]["data"]["text/html"] for m in ex.displays[1:-1]]
     assert len(set(partials)) >= 3, "incremental updates before the end"
-    assert all(p.endswith("▌") for p in partials)
+    assert all("ipyg4f-cursor" in p for p in partials if "word0" in p)
+    outputs = ex.outputs
+    assert [o["output_type"] for o in outputs] == ["display_data"], "the cell keeps one output: the answer"
     final = ex.final()
+    assert outputs[0]["data"] == final["data"]
     answer = "".join(server.chunks)
     assert final["data"]["text/markdown"] == answer
     assert final["data"]["text/plain"] == answer
@@ -149,7 +150,7 @@ def test_interrupt_keeps_partial_answer_and_the_next_cell_works(kernel, server):
     t = thread()
     ex = kernel.send(f"%%chat -c {t}\nlong answer please", cell_id=f"int-{t}")
     kernel.wait_for(ex, lambda m: m["msg_type"] == "update_display_data"
-                    and "part2" in m["content"]["data"]["text/plain"])
+                    and "part2" in m["content"]["data"]["text/html"])
     kernel.interrupt()
     kernel.wait(ex, timeout=10)
     assert ex.status == "error"
@@ -354,8 +355,10 @@ def test_a_corrupt_history_file_is_a_warning_not_a_failure(server, tmp_path):
         k.ok("%load_ext ipyg4f")
         server.answer = "still answering"
         ex = k.ok("%%chat -p OpenAI\nhello")
-        assert ex.final()["data"]["text/plain"] == "still answering"
+        assert ex.final()["data"]["text/plain"].startswith("still answering")
         assert "moved to history.sqlite3.corrupt-" in ex.stream("stderr")
+        kept = [o for o in ex.outputs if "moved to history.sqlite3.corrupt-" in str(o.get("data") or o.get("text"))]
+        assert kept, "the cell is cleared at the end of the answer: the warning is said again in it"
         assert "hello" in k.ok("%chat history").text()
     finally:
         k.shutdown()
