@@ -412,3 +412,20 @@ def test_llama_cpp_itself_rejects_a_truncated_file_without_killing_python(local_
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert f"ProviderError: llama.cpp could not load {broken}" in done.stdout
+
+
+def test_chat_config_settings_reach_the_local_provider_only(tmp_path, monkeypatch):
+    from ipyg4f.chat import Chat
+    from ipyg4f.config import ChatConfig
+
+    config = ChatConfig(local_context_size=1024, local_max_tokens=64, local_threads=1,
+                        history_path=str(tmp_path / "h.sqlite3"))
+    assert config.provider_settings("Local") == {"n_ctx": 1024, "max_tokens": 64, "n_threads": 1}
+    assert config.provider_settings("OpenAI") == {}
+    assert ChatConfig().provider_settings("Local") == {}  # 0: the model's own / the defaults
+    chat = Chat(None, config)
+    request, _ = chat.request("hi", cell_id="c1", provider="Local")
+    assert (request.kwargs["n_ctx"], request.kwargs["max_tokens"], request.kwargs["n_threads"]) == (1024, 64, 1)
+    request, _ = chat.request("hi", cell_id="c2", provider="Local", extra={"max_tokens": 9})
+    assert request.kwargs["max_tokens"] == 9  # --max-tokens wins
+    chat.close()
