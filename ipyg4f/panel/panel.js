@@ -174,8 +174,9 @@ function render({ model, el }) {
 
   // -- prompt, buttons, status --------------------------------------------------------------
   const sync = () => {
-    statusText.textContent = model.get("status");
-    statusText.dataset.kind = model.get("tone");
+    const line = model.get("line") || {};
+    statusText.textContent = line.text || "";
+    statusText.dataset.kind = line.tone || "info";
     const busy = model.get("busy");
     send.disabled = busy;
     stop.disabled = !busy;
@@ -197,13 +198,13 @@ function render({ model, el }) {
   });
   send.addEventListener("click", submit);
   stop.addEventListener("click", () => model.send({ event: "stop" }));
-  for (const name of ["status", "tone", "busy", "prompt"]) model.on(`change:${name}`, sync);
+  for (const name of ["line", "busy", "prompt"]) model.on(`change:${name}`, sync);
   sync();
   model.send({ event: "sync", view: viewId });
 
   return () => {
     model.off("msg:custom", onMessage);
-    for (const name of ["status", "tone", "busy", "prompt"]) model.off(`change:${name}`, sync);
+    for (const name of ["line", "busy", "prompt"]) model.off(`change:${name}`, sync);
   };
 }
 

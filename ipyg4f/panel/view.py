@@ -81,8 +81,9 @@ class ChatView(anywidget.AnyWidget):
     _css = _panel_css()
 
     prompt = traitlets.Unicode("").tag(sync=True)  #: the prompt box
-    status = traitlets.Unicode("").tag(sync=True)  #: the status line (text)
-    tone = traitlets.Unicode("info").tag(sync=True)  #: its colour: a key of COLOURS
+    #: the status line: its text and its colour (``tone``, a key of COLOURS), one trait so that one
+    #: message carries both, whichever thread sets it
+    line = traitlets.Dict({"text": "", "tone": "info"}).tag(sync=True)
     busy = traitlets.Bool(False).tag(sync=True)  #: an answer is streaming: Send off, Stop on
 
     def __init__(self, on_send: Callable[[], Any] = lambda: None, on_stop: Callable[[], Any] = lambda: None,
@@ -113,9 +114,17 @@ class ChatView(anywidget.AnyWidget):
 
     # -- the transcript ----------------------------------------------------------------
     def say(self, text: str, tone: str = "info") -> None:
-        """The status line."""
-        with self.hold_sync():
-            self.status, self.tone = text, tone
+        """Set the status line."""
+        self.line = {"text": text, "tone": tone}
+
+    @property
+    def status(self) -> str:
+        """The status line's text."""
+        return self.line["text"]
+
+    @property
+    def tone(self) -> str:
+        return self.line["tone"]
 
     def reset(self, turns: list[Turn]) -> None:
         with self._lock:

@@ -134,7 +134,7 @@ def test_stop_keeps_the_partial_answer_marked_as_stopped(page, lab, protocol_ser
     protocol_server.chunks = ["One ", "two ", "three ", "four ", "five"]
     protocol_server.fault, protocol_server.fault_after = "stall", 3
     protocol_server.fault_path = "/v1/chat/completions"  # the model list still answers
-    panel = show_panel(page, lab)
+    panel = show_panel(page, lab, "Out[1]  # the same panel, shown again")
     choose_openai(panel)
     ask(panel, "Count slowly.")
     turn = last_turn(panel)
@@ -148,6 +148,12 @@ def test_stop_keeps_the_partial_answer_marked_as_stopped(page, lab, protocol_ser
     expect()(turn.locator(".ipyg4f-answer")).to_have_text("One two three")
     expect()(panel.locator(".ipyg4f-panel-status")).to_contain_text("stopped after")
     expect()(panel.locator("button.ipyg4f-send, .ipyg4f-send button").first).to_be_enabled()
+    # a second view of the same panel gets the whole transcript (and the status line)
+    again = run_cell(page, 1).locator(".jp-Cell-outputArea .ipyg4f-chat")
+    expect()(again.locator(".ipyg4f-turn")).to_have_attribute("data-status", "interrupted")
+    expect()(again.locator(".ipyg4f-answer")).to_have_text("One two three")
+    expect()(again.locator(".ipyg4f-prompt")).to_have_text("you: Count slowly.")
+    expect()(again.locator(".ipyg4f-panel-status")).to_contain_text("stopped after")
     assert_widgets_render(page)
 
 
