@@ -144,3 +144,17 @@ def test_live_markdown_starts_where_the_last_block_starts():
     assert tail == "<p>Second</p>\n"
     settled, tail = live.feed("# Title\n\nFirst paragraph.\n\nSecond paragraph\n===")
     assert settled == "" and tail == "<h1>Second paragraph</h1>\n", "the last block may still change kind"
+
+
+def test_a_long_list_settles_item_by_item_and_keeps_its_numbers():
+    text = "Steps:\n\n" + "\n".join(f"{i}. step number {i}: " + "do this carefully " * 8 for i in range(1, 61))
+    pieces, tails = stream(text, 30)
+    settled = "".join(pieces)
+    assert max(map(len, tails)) < 1500, "a 9,000-character list never travels whole while streaming"
+    assert re.search(r'<ol class="ipyg4f-more ipyg4f-cont" start="\d+">', settled), "later parts keep counting"
+    assert visible(settled + tails[-1]) == visible(markdown_to_html(text))
+    live = LiveMarkdown()
+    for end in range(50, len(text), 50):
+        live.feed(text[:end])
+    _, tail = live.feed(text)
+    assert tail.startswith('<ol class="ipyg4f-cont" start="60">\n<li>step number 60'), tail[:80]

@@ -57,11 +57,10 @@ def test_media_sources_and_login_links_are_rendered_safely():
     assert '<a href="https://example.test/login">Example</a>' in html
 
 
-def test_thinking_is_open_only_while_it_is_all_there_is():
+def test_the_thought_is_a_collapsed_block():
     from ipyg4f.render import thinking_html
 
-    live = thinking_html("step **one**", open_=True, live=True)
-    assert live.startswith('<details class="ipyg4f-thinking" open') and "Thinking…" in live and "▌" in live
+    assert thinking_html("step", open_=True).startswith('<details class="ipyg4f-thinking" open')
     done = thinking_html("step **one**", open_=False)
     assert done.startswith('<details class="ipyg4f-thinking" style') and "<strong>one</strong>" in done
     assert thinking_html("", open_=True) == ""
@@ -92,23 +91,14 @@ def test_code_without_a_known_language_is_plain_escaped_text_in_the_same_box():
         assert "<span" not in html
 
 
-def test_streaming_highlights_piece_by_piece_and_the_final_answer_whole():
-    from ipyg4f.render import live_html
-    from ipyg4f.render.html import LIVE_HIGHLIGHT_PIECE, _pieces
+def test_code_pieces_split_after_blank_lines_and_only_the_last_piece_grows():
+    from ipyg4f.render.html import code_pieces
 
     code = "import os\n\n\ndef f():\n    return 1\n" + "x = 1\n" * 400
-    pieces = _pieces(code)
-    assert "".join(pieces) == code and max(map(len, pieces)) <= LIVE_HIGHLIGHT_PIECE
-    assert pieces[:-1] == _pieces(code + "y = 2\n")[:len(pieces) - 1]  # growing changes only the last piece
-    live = live_html("```python\nimport os\n\ndef f():\n    return 1")  # the fence still open
-    assert '<span class="k">import </span>' in live and '<span class="nf">f</span>' in live
-    assert live.count("<style>") == 1  # the cursor follows the code's last character, inside the box
-    assert live.endswith('1<span class="ipyg4f-cursor">▌</span></span></code></pre>\n</div>')
-    assert live_html("one\n\ntwo", style=False).endswith('<p>two<span class="ipyg4f-cursor">▌</span></p>\n</div>')
-    # the thinking block carries the style only while it is all there is (open); then the answer carries it
-    from ipyg4f.render import thinking_html
-    assert "<style>" in thinking_html("```py\nx\n```", open_=True, live=True)
-    assert "<style>" not in thinking_html("```py\nx\n```", open_=False)
+    pieces = code_pieces(code, 300)
+    assert "".join(pieces) == code and max(map(len, pieces)) <= 300
+    assert pieces[0] == "import os\n\n" and all(p.endswith("\n") for p in pieces)
+    assert pieces[:-1] == code_pieces(code + "y = 2\n", 300)[:len(pieces) - 1]  # growing changes only the last
 
 
 def test_table_alignment_is_kept_and_unaligned_columns_are_left_aligned():
@@ -165,11 +155,12 @@ def test_command_tables_are_left_aligned_with_a_header_rule():
 
 
 def test_the_streaming_cursor_follows_the_last_text_never_alone_on_a_line():
-    from ipyg4f.render.html import CURSOR, live_html
+    from ipyg4f.render.html import CURSOR
+    from ipyg4f.render.live import Segments
 
     for text, before in [("Hello **world**", "world"), ("- a\n- b", "b"), ("```python\nx = 1\n", "1"),
                          ("| a |\n|---|\n| 7 |", "7"), ("text\n\n```\ncode\n```", "code")]:
-        html = live_html(text, style=False)
+        _, html = Segments().feed(text)
         assert html.count(CURSOR) == 1
         ahead = html[: html.index(CURSOR)]
         assert ahead.rstrip().endswith(before) or ahead.endswith(f">{before}"), (text, html)

@@ -26,9 +26,6 @@ from typing import Any
 #: above this many characters, streaming updates show escaped text instead of
 #: re-rendering Markdown on every update (keeps each update cheap)
 LIVE_MARKDOWN_LIMIT = 8000
-#: while streaming, code is highlighted in pieces of at most this many characters (split at blank
-#: lines, then at line ends), each cached: an update re-highlights only the piece that grew
-LIVE_HIGHLIGHT_PIECE = 1500
 CURSOR = '<span class="ipyg4f-cursor">▌</span>'
 
 #: the one palette of both front ends: JupyterLab's theme variables, with light-theme fallbacks
@@ -81,6 +78,7 @@ ANSWER_CSS = (
     + f"{_BOX}.ipyg4f-cont{{border-top:0;border-top-left-radius:0;border-top-right-radius:0;margin-top:0;"
     "padding-top:0}"
     + "div.ipyg4f-md.ipyg4f-live{margin-top:0;margin-bottom:0}"
+    + "div.ipyg4f-md .ipyg4f-more{margin-bottom:0}div.ipyg4f-md .ipyg4f-cont{margin-top:0}"
 )
 STYLE = f"<style>{ANSWER_CSS}</style>"
 
@@ -148,7 +146,7 @@ def _highlight(code: str, language: str) -> str:
 _AFTER_BLANK_LINE = re.compile(r"(?<=\n\n)")
 
 
-def code_pieces(code: str, size: int = LIVE_HIGHLIGHT_PIECE) -> list[str]:
+def code_pieces(code: str, size: int) -> list[str]:
     """Code split after blank lines, then at line ends into pieces of at most ``size`` characters.
     The split depends only on what comes before, so as the code grows only the last piece changes."""
     pieces = []
@@ -161,25 +159,22 @@ def code_pieces(code: str, size: int = LIVE_HIGHLIGHT_PIECE) -> list[str]:
     return pieces
 
 
-def code_html(code: str, language: str = "", *, live: bool = False, more: bool = False,
-              cont: bool = False) -> str:
-    """A code block in its box.  While streaming (``live``) it is highlighted piece by piece, each piece
-    cached, so an update costs the piece that grew; that is exact but for a token spanning a blank line
-    (a docstring with an empty line), which the final answer, highlighted whole, gets right.  A long block
-    still streaming is shown as several boxes that look like one: ``more`` (it goes on below: no bottom
-    edge) and ``cont`` (it goes on from above: no top edge)."""
-    body = "".join(_highlight(p, language) for p in code_pieces(code)) if live else _highlight(code, language)
+def code_html(code: str, language: str = "", *, more: bool = False, cont: bool = False) -> str:
+    """A code block in its box.  A long block still streaming is shown as several boxes that look like
+    one (:mod:`ipyg4f.render.live`): ``more`` (it goes on below: no bottom edge) and ``cont`` (it goes on
+    from above: no top edge)."""
+    body = _highlight(code, language)
     classes = "ipyg4f-code" + (" ipyg4f-more" if more else "") + (" ipyg4f-cont" if cont else "")
     return f'<pre class="{classes}"><code>{body}</code></pre>'
 
 
 def _fence(self: Any, tokens: list[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
     info = tokens[idx].info.split(maxsplit=1)
-    return code_html(tokens[idx].content, info[0] if info else "", live=env.get("live", False)) + "\n"
+    return code_html(tokens[idx].content, info[0] if info else "") + "\n"
 
 
 def _code_block(self: Any, tokens: list[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
-    return code_html(tokens[idx].content, live=env.get("live", False)) + "\n"
+    return code_html(tokens[idx].content) + "\n"
 
 
 def markdown_parser() -> Any:
@@ -200,8 +195,8 @@ def render_tokens(tokens: list[Any], env: dict[str, Any]) -> str:
     return sanitise(md.renderer.render(tokens, md.options, env)) if tokens else ""
 
 
-def _render(text: str, *, live: bool = False) -> str:
-    return sanitise(markdown_parser().render(text, {"live": live}))
+def _render(text: str) -> str:
+    return sanitise(markdown_parser().render(text))
 
 
 def markdown_to_html(text: str, *, style: bool = True) -> str:
@@ -213,21 +208,6 @@ def markdown_to_html(text: str, *, style: bool = True) -> str:
 
 def text_to_html(text: str) -> str:
     return f'<pre class="ipyg4f-text" style="white-space: pre-wrap">{html.escape(text)}</pre>'
-
-
-def live_html(text: str, *, style: bool = True) -> str:
-    """Text still streaming: rendered (or, when long, escaped) with the cursor on its last line."""
-    if len(text) > LIVE_MARKDOWN_LIMIT:
-        return with_cursor(text_to_html(text))
-    return f'{STYLE if style else ""}<div class="ipyg4f-md">{with_cursor(_render(text, live=True))}</div>'
-
-
-def streaming_html(answer: Any) -> str:
-    """An answer while it streams: its thinking, open (and live) while it is all there is, then
-    collapsed above the live answer text."""
-    if answer.text:
-        return thinking_html(answer.reasoning, open_=False) + live_html(answer.text)
-    return thinking_html(answer.reasoning, open_=True, live=True)
 
 
 #: the closing tags (and the newline before them) that end a rendered fragment
@@ -271,16 +251,14 @@ def line_html(message: str, tone: str = "info", cls: str = "ipyg4f-status") -> s
             f"{html.escape(message)}</div>")
 
 
-def thinking_html(reasoning: str, *, open_: bool, live: bool = False) -> str:
-    """The model's thinking in a collapsible block (open only while it is all there is)."""
+def thinking_html(reasoning: str, *, open_: bool = False) -> str:
+    """The model's thinking, once it is over, in a collapsible block (while it streams it is shown as
+    it comes, :mod:`ipyg4f.render.live`).  The answer that follows carries the ``<style>``."""
     if not reasoning:
         return ""
-    # the answer that follows carries the <style> (once per output); open, the thinking is all there is
-    body = live_html(reasoning, style=open_) if live else markdown_to_html(reasoning, style=open_)
-    title = "Thinking…" if live else "Thought"
     return (f'<details class="ipyg4f-thinking"{" open" if open_ else ""} style="margin-bottom:0.5em;'
-            f'color:{COLOURS["info"]}"><summary>{title}</summary><div style="padding-left:1em">{body}</div>'
-            "</details>")
+            f'color:{COLOURS["info"]}"><summary>Thought</summary><div style="padding-left:1em">'
+            f"{markdown_to_html(reasoning, style=False)}</div></details>")
 
 
 def _safe_url(url: str, *, image: bool = False) -> str:

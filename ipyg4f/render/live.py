@@ -62,50 +62,75 @@ def _language(token: Any) -> str:
     return info[0] if info else ""
 
 
+_LISTS = ("bullet_list_open", "ordered_list_open")
+
+
+def _mark(fragment: str, cls: str) -> str:
+    """A rendered list (``<ol``/``<ul`` first) with our own class on it (added after sanitising)."""
+    return f'{fragment[:3]} class="{cls}"{fragment[3:]}' if cls and fragment[:3] in ("<ol", "<ul") else fragment
+
+
 class LiveMarkdown:
     """Renders a text that only grows: each call returns the HTML of blocks that settled since the last
     call and the HTML of the tail (the last block, re-rendered each time).
 
-    A long code block still streaming settles piece by piece too (its pieces split after blank lines
-    or every :data:`CODE_PIECE` characters), shown as boxes that join into one."""
+    A long block still streaming settles in parts too, shown so that they read as one: a code block in
+    pieces (split after blank lines or every :data:`CODE_PIECE` characters) drawn as boxes that join; a
+    list item by item (each part a list of its own, an ordered one starting at its number, no margin
+    between them)."""
 
     def __init__(self) -> None:
         self.offset = 0  #: where the unsettled text starts
         self.fence_sent = 0  #: characters of the last block's (open) code block already settled
+        self.list_cont = False  #: the last block is a list whose first items have settled
 
     def feed(self, text: str) -> tuple[str, str]:
         rest = text[self.offset:]
         if len(rest) - self.fence_sent > LIVE_MARKDOWN_LIMIT:  # one enormous block (a paragraph with no break)
             return "", text_to_html(rest[self.fence_sent:])
-        md = markdown_parser()
-        env: dict[str, Any] = {"live": True}
-        lines = _blocks(md.parse(rest, env))
-        blocks = [tokens for _, tokens in lines]
-        if not blocks:
+        lines = _blocks(markdown_parser().parse(rest, {}))
+        if not lines:
             return "", ""
-        settled = []
-        if self.fence_sent and (fence := _fence(blocks[0])) is not None and len(blocks) > 1:
-            # the code block being settled piece by piece has ended: its remainder closes the box
-            settled.append(code_html(fence.content[self.fence_sent:], _language(fence), cont=True))
-            blocks, lines = blocks[1:], lines[1:]
-            self.fence_sent = 0
-        if len(blocks) > 1:
-            settled.append(render_tokens([t for tokens in blocks[:-1] for t in tokens], {"live": False}))
+        settled = [self._settled(tokens, first=i == 0) for i, (_, tokens) in enumerate(lines[:-1])]
+        start, last = lines[-1]
         if settled:  # the unsettled text starts at the last block now
-            self.offset += _line_offset(rest, lines[-1][0])
-        fence = _fence(blocks[-1])
-        if fence is None:
-            return "".join(settled), render_tokens(blocks[-1], env)
-        language, code = _language(fence), fence.content[self.fence_sent:]
-        pieces = code_pieces(code, CODE_PIECE)
-        if len(pieces) > 1:
-            done = "".join(pieces[:-1])
-            settled.append(code_html(done, language, more=True, cont=self.fence_sent > 0))
-            self.fence_sent += len(done)
-            code = pieces[-1]
-        # the growing piece is plain text (resent on each update, it stays small); it is highlighted once it
-        # settles, a few lines behind the cursor
-        return "".join(settled), code_html(code, "", cont=self.fence_sent > 0)
+            self.fence_sent, self.list_cont = 0, False
+        fence = _fence(last)
+        if fence is not None:
+            self.offset += _line_offset(rest, start)
+            return "".join(settled) + self._code_pieces(fence), self._code_tail(fence)
+        items = [t.map[0] for t in last if t.type == "list_item_open" and t.level == 1] if last[0].type in _LISTS else []
+        if len(items) > 1:  # a list: the items before the last one have settled
+            done = rest[_line_offset(rest, start):_line_offset(rest, items[-1])]
+            settled.append(_mark(render_tokens(markdown_parser().parse(done, {}), {}),
+                                 "ipyg4f-more ipyg4f-cont" if self.list_cont else "ipyg4f-more"))
+            self.list_cont, start = True, items[-1]
+            last = markdown_parser().parse(rest[_line_offset(rest, start):], {})
+        self.offset += _line_offset(rest, start)
+        return "".join(settled), _mark(render_tokens(last, {}), "ipyg4f-cont" if self.list_cont else "")
+
+    def _settled(self, tokens: list[Any], *, first: bool) -> str:
+        """A block that has settled (the first one may be the end of a code block or list already begun)."""
+        fence = _fence(tokens)
+        if first and self.fence_sent and fence is not None:
+            return code_html(fence.content[self.fence_sent:], _language(fence), cont=True)
+        html = render_tokens(tokens, {})
+        return _mark(html, "ipyg4f-cont") if first and self.list_cont else html
+
+    def _code_pieces(self, fence: Any) -> str:
+        """The pieces of the open code block ``fence`` that have settled since the last call."""
+        pieces = code_pieces(fence.content[self.fence_sent:], CODE_PIECE)
+        if len(pieces) < 2:
+            return ""
+        done = "".join(pieces[:-1])
+        html = code_html(done, _language(fence), more=True, cont=self.fence_sent > 0)
+        self.fence_sent += len(done)
+        return html
+
+    def _code_tail(self, fence: Any) -> str:
+        """The growing piece: plain text (resent on each update, it stays small), highlighted once it
+        settles, a few lines behind the cursor."""
+        return code_html(fence.content[self.fence_sent:], "", cont=self.fence_sent > 0)
 
 
 class Segments:

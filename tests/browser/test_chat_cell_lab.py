@@ -145,6 +145,7 @@ GATE = {gate!r}
 CODE = "".join(f"    total_{{i}} = compute({{i}}, 'x') * 2  # step {{i}}\\n" for i in range(60))
 ANSWER = ("Intro paragraph with <img src=x onerror=\\"window.__xss=1\\"> and "
           "[a link](javascript:window.__xss=2).\\n\\n" + "A second paragraph. " * 30 + "\\n\\n"
+          + "".join(f"{{i}}. item {{i}} of a numbered list\\n" for i in range(1, 13)) + "\\n"
           "```python\\ndef f():\\n" + CODE + "```\\n\\nAfter the code: <script>window.__xss=3</script> done.\\n")
 PAUSE = ANSWER.index("total_45")
 
@@ -172,6 +173,9 @@ PIECES = """(output) => {
         children: output.querySelectorAll('.jp-OutputArea-child').length,
         cursorInCode: !!cursor && !!cursor.closest('pre.ipyg4f-code'),
         cursors: output.querySelectorAll('.ipyg4f-cursor').length,
+        lists: output.querySelectorAll('ol').length,
+        items: [...output.querySelectorAll('ol > li')].map(li => li.getBoundingClientRect().top),
+        numbers: [...output.querySelectorAll('ol')].map(ol => ol.start),
     };
 }"""
 
@@ -195,6 +199,10 @@ def test_a_long_answer_streams_in_pieces_that_read_as_one_then_ends_as_one_outpu
         for above, below in zip(boxes, boxes[1:]):  # that join into one box
             assert abs(below["top"] - above["bottom"]) <= 1, boxes
             assert (below["left"], below["width"]) == (above["left"], above["width"]), boxes
+        # the list arrived in parts that read as one list: numbers go on, items evenly spaced
+        assert live["lists"] >= 2 and live["numbers"][0] == 1 and live["numbers"][1] > 1, live
+        gaps = [b - a for a, b in zip(live["items"], live["items"][1:])]
+        assert len(gaps) == 11 and max(gaps) - min(gaps) <= 2, gaps
         assert page.evaluate("typeof window.__xss") == "undefined"
         leave(page)
         screenshot(answer, shots_dir, "streaming-light.png")
