@@ -41,6 +41,14 @@ def test_quickstart_runs_against_an_openai_compatible_server(via_server):
     assert via_server.requests[-1].json["messages"][-1]["content"].endswith("What is the capital of Japan?")
     assert "The model said: 'Answer from the local protocol server.'" in texts[4]
     assert "Pizzagpt" in texts[5]
+    # saved as one clean output per %%chat cell (the streaming outputs are gone), which nbconvert renders
+    chat_cell = nb.cells[3]
+    assert [o.output_type for o in chat_cell.outputs] == ["display_data"], chat_cell.outputs
+    assert {"text/plain", "text/markdown", "text/html"} <= set(chat_cell.outputs[0].data)
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    assert body.count("Answer from the local protocol server.") >= 1 and "ipyg4f-cursor" not in body
 
 
 def test_history_walkthrough_keeps_threads_apart(via_server):
