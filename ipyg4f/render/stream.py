@@ -19,10 +19,10 @@ class Throttle:
     characters of updates per second: an update of ``size`` characters waits
     ``max(1/rate, size/budget)`` before the next one.
 
-    Every streaming update resends the whole answer (displays can only be
-    replaced), so with a fixed rate the work of a long answer would grow with
-    its length squared; the budget spaces updates out as the answer grows and
-    keeps the total work linear in its length.
+    An update resends what it draws: the cell and the panel draw only a small
+    live tail (:mod:`ipyg4f.render.live`), so the budget rarely matters; it
+    bounds the cost where a tail is large after all (one enormous paragraph,
+    shown as plain text), spacing updates out as it grows.
     """
 
     def __init__(self, rate: float, budget: float = 1_000_000, clock: Callable[[], float] = time.monotonic):
