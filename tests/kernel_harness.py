@@ -33,9 +33,18 @@ class Execution:
     def outputs(self) -> list[dict]:
         """The cell's outputs as a front end keeps them (and saves them): displays appended, updates applied
         to every output of their display id, ``clear_output(wait=True)`` applied at the next output."""
+        return self.outputs_after(len(self.messages))
+
+    @property
+    def most_outputs(self) -> int:
+        """The most outputs the cell had at any moment."""
+        return max((len(self.outputs_after(n)) for n in range(len(self.messages) + 1)), default=0)
+
+    def outputs_after(self, count: int) -> list[dict]:
+        """The cell's outputs once the first ``count`` messages have arrived."""
         outputs: list[dict] = []
         clear_pending = False
-        for m in self.messages:
+        for m in self.messages[:count]:
             kind, content = m["msg_type"], m["content"]
             if kind == "clear_output":
                 if content.get("wait"):

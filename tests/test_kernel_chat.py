@@ -473,3 +473,22 @@ def test_gpt4free_custom_provider_in_a_cell(kernel, server):
     assert again.status == "ok" and again.final()["data"]["text/plain"] == "again", again.text()
     assert "Thinking first." not in str(sent_messages(server))  # thinking is never sent back
     kernel.ok("%chat use -p OpenAI")  # back to what the other tests expect
+
+
+def test_a_long_answer_never_shows_more_outputs_than_jupyterlab_renders(kernel, server):
+    """JupyterLab and Notebook 7 render at most 50 outputs of a cell (the rest hide behind "Show more
+    outputs"): a long answer's settled pieces are merged before that, and it ends as one output."""
+    server.chunks = [f"Paragraph {i}: " + "words and more words " * 15 + "\n\n" for i in range(240)]
+    server.chunk_delay = 0.01
+    kernel.ok("%config ChatConfig.updates_per_second = 50")
+    try:
+        ex = kernel.run(f"%%chat -c {thread()}\nA long answer, please")
+    finally:
+        kernel.ok("%config ChatConfig.updates_per_second = 10")
+    assert ex.status == "ok", ex.text()
+    assert len(ex.of_type("clear_output")) >= 2, "the pieces were merged at least once before the end"
+    assert 10 < ex.most_outputs <= 40, ex.most_outputs
+    outputs = ex.outputs
+    assert len(outputs) == 1 and outputs[0]["data"]["text/markdown"] == "".join(server.chunks)
+    shown = [ex.outputs_after(n) for n in range(len(ex.messages) // 2, len(ex.messages) - 2)]
+    assert all("Paragraph" in "".join(o["data"].get("text/html", "") for o in out) for out in shown if out)

@@ -75,8 +75,8 @@ def test_a_python_block_is_highlighted_in_a_box_with_the_style_once():
     html = markdown_to_html('Loop:\n\n```python\nfor i in range(3):\n    print("a<b")  # done\n```\n')
     assert html.startswith(STYLE) and html.count("<style>") == 1
     assert '<div class="ipyg4f-md">' in html and '<pre class="ipyg4f-code"><code>' in html
-    for token in ('<span class="k">for </span>', '<span class="nb">range</span>', '<span class="m">3</span>',
-                  '<span class="s">"a&lt;b"</span>', '<span class="c"># done\n</span>'):
+    for token in ('<span class=k>for </span>', '<span class=nb>range</span>', '<span class=m>3</span>',
+                  '<span class=s>"a&lt;b"</span>', '<span class=c># done\n</span>'):
         assert token in html, token
     # the colours are JupyterLab's editor variables, so they follow its light or dark theme
     for variable in ("keyword", "string", "comment", "number", "builtin", "def", "operator"):

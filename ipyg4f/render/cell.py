@@ -42,6 +42,8 @@ class CellRenderer(StreamRenderer):
         self.phase = "waiting"  #: waiting, thinking (only reasoning so far) or text
         self.segments: Segments | None = None
         self.tail = None  #: the display the live tail is drawn into
+        self.head_html = ""  #: what the head display shows (after the style and the context)
+        self.pieces: list[str] = []  #: the settled pieces shown, each an output of its own
 
     def _meta(self, status: str, **extra: Any) -> dict[str, Any]:
         return {"ipyg4f": {**self.metadata, "status": status, **extra}}
@@ -55,19 +57,47 @@ class CellRenderer(StreamRenderer):
                               raw=True, display_id=True, metadata=self._meta("waiting"))
 
     def _head(self, html: str, plain: str = "") -> None:
+        self.head_html = html
         self.handle.update({"text/plain": plain, "text/html": STYLE + self.context + html}, raw=True,
                            metadata=self._meta("streaming"))
 
-    def draw(self, answer: Any) -> int:
+    def _restart(self, pieces: list[str]) -> None:
+        """Clear the cell and show the head again, then ``pieces`` (already wrapped) as ONE output."""
         from IPython.display import clear_output, display
+
+        clear_output(wait=True)
+        self.handle = display({"text/plain": "", "text/html": STYLE + self.context + self.head_html}, raw=True,
+                              display_id=True, metadata=self._meta("streaming"))
+        self.pieces = ["".join(pieces)] if pieces else []
+        if self.pieces:
+            display({"text/html": self.pieces[0]}, raw=True)
+        self.tail = None
+
+    def _add_piece(self, html: str) -> None:
+        """Show a settled piece for good, before the tail.  JupyterLab and Notebook 7 show at most 50
+        outputs per cell (``maxNumberOutputs``) and hide the rest: at :data:`MAX_OUTPUTS` the pieces
+        are merged into one output (the cell restarts), and later pieces are made larger, so a long
+        answer is merged only a few times."""
+        from IPython.display import display
+
+        if len(self.pieces) + 3 > MAX_OUTPUTS:  # head, the pieces, this one, the tail
+            self._restart(self.pieces + [html])
+            self.segments.segment = max(self.segments.segment, len(self.pieces[0]) // 16)
+            return
+        self.pieces.append(html)
+        if self.tail is None:
+            display({"text/html": html}, raw=True)
+        else:  # the tail's display keeps the piece for good; the tail moves below it
+            self.tail.update({"text/html": html}, raw=True)
+            self.tail = None
+
+    def draw(self, answer: Any) -> int:
+        from IPython.display import display
 
         if answer.text and self.phase != "text":
             if self.phase == "thinking":  # the thinking collapses above the answer: start the cell afresh
-                clear_output(wait=True)
-                self.handle = display({"text/plain": "", "text/html": STYLE + self.context
-                                       + thinking_html(answer.reasoning, open_=False)}, raw=True,
-                                      display_id=True, metadata=self._meta("streaming"))
-                self.tail = None
+                self.head_html = thinking_html(answer.reasoning, open_=False)
+                self._restart([])
             else:
                 self._head("")
             self.phase, self.segments = "text", Segments()
@@ -78,12 +108,8 @@ class CellRenderer(StreamRenderer):
             return 0
         wrap = _LIVE_ANSWER if self.phase == "text" else _LIVE_THINKING
         piece, tail = self.segments.feed(answer.text if self.phase == "text" else answer.reasoning)
-        if piece:  # the tail's display keeps the settled piece for good; the tail moves below it
-            if self.tail is None:
-                display({"text/html": wrap.format(piece)}, raw=True)
-            else:
-                self.tail.update({"text/html": wrap.format(piece)}, raw=True)
-                self.tail = None
+        if piece:
+            self._add_piece(wrap.format(piece))
         html = wrap.format(tail)
         if self.tail is None:
             self.tail = display({"text/html": html}, raw=True, display_id=True)
@@ -116,6 +142,8 @@ class CellRenderer(StreamRenderer):
         self.updates += 1
 
 
+#: most outputs a cell shows while an answer streams (JupyterLab's maxNumberOutputs is 50 by default)
+MAX_OUTPUTS = 40
 _LIVE_ANSWER = '<div class="ipyg4f-md ipyg4f-live">{}</div>'
 _LIVE_THINKING = (f'<div class="ipyg4f-md ipyg4f-live ipyg4f-thinking-live" style="color:{COLOURS["info"]};'
                   'padding-left:1em">{}</div>')
