@@ -158,7 +158,9 @@ def kernel_once(k, i: int) -> dict:
     cpu = cpu_seconds(pid) - cpu0
     assert ex.status == "ok", ex.text()
     displays = ex.displays
-    visible = [m for m in displays if "tok" in m["content"]["data"].get("text/plain", "")]
+    # the first display message that shows answer text (streaming updates carry it as text/html only)
+    visible = [m for m in displays if "tok" in m["content"]["data"].get("text/html", "")
+               or "tok" in m["content"]["data"].get("text/plain", "")]
     first = visible[0]["received"] - t0
     end = displays[-1]["received"] - t0
     streaming = displays[-1]["received"] - displays[0]["received"]

@@ -331,6 +331,7 @@ class Run:
         self.renderer.start(self.answer)
         self._loop = LoopThread.get()
         self._loop.submit(self._pump())
+        self.renderer.prepare()  # while the request is on its way
         try:
             self._drive()
         except KeyboardInterrupt:

@@ -90,6 +90,9 @@ class RecordingRenderer:
     def start(self, answer):
         self.calls.append(("start", answer.status))
 
+    def prepare(self):
+        self.calls.append(("prepare", None))
+
     def update(self, answer):
         self.calls.append(("update", answer.text))
         self.drawn.append(answer.text)

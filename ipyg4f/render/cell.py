@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .html import COLOURS, STYLE, answer_bundle, context_html, extras_html, line_html, thinking_html
+from .html import (COLOURS, STYLE, answer_bundle, context_html, extras_html, line_html, markdown_parser,
+                   thinking_html)
 from .live import Segments
 from .outcome import Outcome, context_summary, footer
 from .stream import StreamRenderer
@@ -56,6 +57,9 @@ class CellRenderer(StreamRenderer):
         self.handle = display({"text/plain": waiting, "text/html": STYLE + self.context + line_html(waiting)},
                               raw=True, display_id=True, metadata=self._meta("waiting"))
 
+    def prepare(self) -> None:
+        markdown_parser()  # imports markdown-it while the request is on its way, not before the first text
+
     def _head(self, html: str, plain: str = "") -> None:
         self.head_html = html
         self.handle.update({"text/plain": plain, "text/html": STYLE + self.context + html}, raw=True,
@@ -94,12 +98,11 @@ class CellRenderer(StreamRenderer):
     def draw(self, answer: Any) -> int:
         from IPython.display import display
 
+        first_text = answer.text and self.phase == "waiting"
         if answer.text and self.phase != "text":
             if self.phase == "thinking":  # the thinking collapses above the answer: start the cell afresh
                 self.head_html = thinking_html(answer.reasoning, open_=False)
                 self._restart([])
-            else:
-                self._head("")
             self.phase, self.segments = "text", Segments()
         elif not answer.text and self.phase == "waiting":
             self._head(line_html("Thinking…"), "Thinking…")
@@ -115,6 +118,8 @@ class CellRenderer(StreamRenderer):
             self.tail = display({"text/html": html}, raw=True, display_id=True)
         else:
             self.tail.update({"text/html": html}, raw=True)
+        if first_text:  # the text first, then the "waiting for…" line goes (one message less before the text)
+            self._head("")
         return len(html)
 
     def finish(self, answer: Any, outcome: Outcome) -> None:

@@ -1,7 +1,7 @@
 """The renderer contract of :class:`ipyg4f.runner.Run`, with its one throttle.
 
 A renderer shows one answer while it streams and once it has ended.  The run
-calls ``start(answer)``, then ``update(answer)`` whenever what the user sees
+calls ``start(answer)``, ``prepare()`` once the request is on its way, then ``update(answer)`` whenever what the user sees
 changed, ``flush()`` once ``pending()`` and ``wait_time()`` has passed, and
 ``tick()`` every ``tick_interval`` seconds without news; the front end calls
 ``finish(answer, outcome)`` once the exchange is recorded.  Subclasses draw:
@@ -57,6 +57,9 @@ class StreamRenderer:
 
     def start(self, answer: Any) -> None:
         self.answer = answer
+
+    def prepare(self) -> None:
+        """The request is on its way: do now what the first update would otherwise wait for."""
 
     def update(self, answer: Any) -> None:
         """Note that ``answer`` changed; draw it if an update is due."""
