@@ -9,7 +9,6 @@ thread: the answer keeps streaming while the kernel runs other cells.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Callable
 
 from ..errors import ProviderError
@@ -17,34 +16,12 @@ from ..events import Reasoning
 from ..render import StreamRenderer, line_html, markdown_to_html, outcome, thinking_html
 from ..render.html import context_html, extras_html
 from ..render.live import Segments
-from ..render.outcome import Outcome, final_status, footer, label, live_status
+from ..render.outcome import Outcome, ended_status, footer, label, live_status, outcome_note
 from ..runner import Answer, ChatRequest, Run
 from .view import ChatView, Turn
 
 #: how often the status line's clock moves while an answer is on its way (seconds)
 STATUS_INTERVAL = 0.25
-
-
-def outcome_note(answer: Answer, result: Outcome) -> str:
-    """What the exchange says under its answer about how it ended (a failure: its reason and hint)."""
-    return final_status(answer, result) if result.kind == "failed" else result.note
-
-
-def ended_status(answer: Answer, result: Outcome) -> tuple[str, str]:
-    """The status line once an answer has ended, and its tone.  It names the ending; what went wrong
-    (or what to note) is said once, under the answer in the transcript."""
-    who = label(answer.provider, answer.model)
-    seconds = answer.elapsed()
-    if result.kind == "failed":
-        return f"✖ {who} failed after {seconds:.1f} s (the reason is under the answer)", "error"
-    if result.kind == "interrupted":
-        return f"■ stopped after {seconds:.1f} s", "warn"
-    if result.kind == "empty":
-        return f"⚠ {who} sent nothing ({seconds:.1f} s)", result.tone
-    text = final_status(answer, replace(result, note=""))
-    if result.note:
-        return f"{text} (note under the answer)", "warn"
-    return text, "ok"
 
 
 def final_turn(id_: str, prompt: str, answer: Answer, result: Outcome, context: str = "") -> Turn:

@@ -8,7 +8,7 @@ and how many tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ProviderError, describe
@@ -137,3 +137,25 @@ def context_summary(attachments: list[Any]) -> str:
     if not attachments:
         return ""
     return "context sent: " + "; ".join(f"{a.name} ({a.kind}, {a.size})" for a in attachments)
+
+
+def outcome_note(answer: Any, result: Outcome) -> str:
+    """What the exchange says under its answer about how it ended (a failure: its reason and hint)."""
+    return final_status(answer, result) if result.kind == "failed" else result.note
+
+
+def ended_status(answer: Any, result: Outcome) -> tuple[str, str]:
+    """The status line once an answer has ended, and its tone.  It names the ending; what went wrong
+    (or what to note) is said once, under the answer in the transcript."""
+    who = label(answer.provider, answer.model)
+    seconds = answer.elapsed()
+    if result.kind == "failed":
+        return f"✖ {who} failed after {seconds:.1f} s (the reason is under the answer)", "error"
+    if result.kind == "interrupted":
+        return f"■ stopped after {seconds:.1f} s", "warn"
+    if result.kind == "empty":
+        return f"⚠ {who} sent nothing ({seconds:.1f} s)", result.tone
+    text = final_status(answer, replace(result, note=""))
+    if result.note:
+        return f"{text} (note under the answer)", "warn"
+    return text, "ok"
