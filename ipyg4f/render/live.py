@@ -25,7 +25,7 @@ from .html import (LIVE_MARKDOWN_LIMIT, code_html, code_pieces, markdown_parser,
 #: settled HTML is handed on in pieces of at least this many characters (fewer, larger outputs)
 SEGMENT = 500
 #: a code block still streaming settles in pieces of about this many characters of code (highlighted
-#: code is 3-5 times its size in HTML, and the tail is resent on every update)
+#: code is 2-4 times its size in HTML, and the tail is resent on every update)
 CODE_PIECE = 300
 
 
