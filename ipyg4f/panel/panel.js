@@ -134,6 +134,12 @@ function render({ model, el }) {
     lastTop = top;
   };
   transcript.addEventListener("scroll", onScroll, { passive: true });
+  // the user's own move up stops following at once: a smooth (animated) scroll up would otherwise be
+  // undone by the next update before its first scroll event arrives
+  transcript.addEventListener("wheel", (event) => { if (event.deltaY < 0) follow = false; }, { passive: true });
+  transcript.addEventListener("keydown", (event) => {
+    if (["ArrowUp", "PageUp", "Home"].includes(event.key)) follow = false;
+  });
 
   // -- the transcript ---------------------------------------------------------------------
   const add = (turn) => {
