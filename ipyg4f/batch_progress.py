@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .render.stream import Throttle
 
-__all__ = ["Progress", "Throttled", "RATE", "renderer", "WidgetBar", "TextLine", "describe", "report"]
+__all__ = ["Progress", "Throttled", "RATE", "renderer", "WidgetBar", "Line", "TextLine", "describe", "duration", "report"]
 
 #: most progress updates per second
 RATE = 10.0
@@ -57,11 +57,12 @@ def describe(p: Progress) -> str:
     if p.rate:
         parts.append(f"{p.rate:.1f}/s")
     if p.eta is not None and p.done + p.failed < p.total:
-        parts.append(f"{_duration(p.eta)} left")
+        parts.append(f"{duration(p.eta)} left")
     return " · ".join(parts)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 10 min``."""
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
@@ -91,23 +92,35 @@ class WidgetBar:
         self.bar.bar_style = "success" if not result.errors and not result.pending else "warning"
 
 
-class TextLine:
+class Line:
     """One text line rewritten in place (``\\r``): terminal IPython, scripts."""
 
-    def __init__(self, total: int, stream: Any = None):
+    def __init__(self, stream: Any = None):
         self.stream = stream or sys.stdout
         self.width = 0
 
-    def __call__(self, done: int, failed: int, total: int, rate: float, eta: float | None) -> None:
-        text = describe(Progress(done, failed, total, rate, eta))
+    def write(self, text: str) -> None:
         self.stream.write("\r" + text.ljust(self.width))
         self.stream.flush()
         self.width = len(text)
 
-    def close(self, result: Any) -> None:
+    def clear(self) -> None:
         if self.width:
             self.stream.write("\r" + " " * self.width + "\r")
             self.stream.flush()
+
+
+class TextLine(Line):
+    """A batch's progress as one text line."""
+
+    def __init__(self, total: int, stream: Any = None):
+        super().__init__(stream)
+
+    def __call__(self, done: int, failed: int, total: int, rate: float, eta: float | None) -> None:
+        self.write(describe(Progress(done, failed, total, rate, eta)))
+
+    def close(self, result: Any) -> None:
+        self.clear()
 
 
 def in_kernel() -> bool:

@@ -9,14 +9,14 @@ lines, no traceback); an interrupt keeps the partial file and says so.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .batch_progress import in_kernel
+from .batch_progress import Line, duration, in_kernel
 from .errors import ChatFailed
 from .providers.local import hub
+from .render.stream import Throttle
 
 __all__ = ["RATE", "pull", "pull_if_needed", "describe_progress"]
 
@@ -30,14 +30,6 @@ def _size(n: float | None) -> str:
     return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def describe_progress(p: hub.Progress, now: float | None = None) -> str:
     """``120.0 MB / 250.3 MB · 48.2 MB/s · 3 s left`` (speed and time left from this download's bytes)."""
     elapsed = (now if now is not None else time.monotonic()) - p.started
@@ -47,7 +39,7 @@ def describe_progress(p: hub.Progress, now: float | None = None) -> str:
         speed = fresh / elapsed
         parts.append(f"{_size(speed)}/s")
         if p.total:
-            parts.append(f"{_duration((p.total - p.done) / speed)} left")
+            parts.append(f"{duration((p.total - p.done) / speed)} left")
     if p.resumed_from:
         parts.append(f"resumed at {_size(p.resumed_from)}")
     return " · ".join(parts)
@@ -71,35 +63,30 @@ class _Widget:
         self.bar.bar_style = "success" if ok else "warning"
 
 
-class _Line:
+class _Line(Line):
     def __init__(self, title: str, stream: Any = None):
-        self.stream = stream or sys.stdout
-        self.width = 0
+        super().__init__(stream)
         self.title = title
 
     def show(self, p: hub.Progress) -> None:
-        text = f"pulling {self.title}: {describe_progress(p)}"
-        self.stream.write("\r" + text.ljust(self.width))
-        self.stream.flush()
-        self.width = len(text)
+        self.write(f"pulling {self.title}: {describe_progress(p)}")
 
     def close(self, ok: bool) -> None:
-        if self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
+        self.clear()
 
 
 class _Throttled:
+    """Shows progress at most RATE times a second (and the last bytes always); keeps the latest."""
+
     def __init__(self, view: Any):
         self.view = view
-        self.last = 0.0
+        self.throttle = Throttle(RATE)
         self.latest: hub.Progress | None = None
 
     def __call__(self, p: hub.Progress) -> None:
         self.latest = p
-        now = time.monotonic()
-        if now - self.last >= 1 / RATE or (p.total is not None and p.done >= p.total):
-            self.last = now
+        if self.throttle.ready() or (p.total is not None and p.done >= p.total):
+            self.throttle.mark()
             self.view.show(p)
 
 
