@@ -151,3 +151,13 @@ async def test_a_prompt_longer_than_the_context_is_a_context_length_error(llamac
     assert str(exc) == "the prompt is too long for the model's context"
     assert f"exceeds the available context size ({N_CTX} tokens)" in exc.body
     assert "--ctx-size" in exc.hint and "may be down" not in exc.hint
+
+
+def test_providers_check_finds_the_real_server(llamacpp, llama_server):
+    """``%chat providers --check`` against llama.cpp's own HTTP server (which wants a key; the probe sends
+    none): any HTTP answer means reachable."""
+    from ipyg4f.http import reachable
+
+    found = reachable({"LlamaCppServer": llamacpp.endpoint()}, timeout=3.0)
+    assert found["LlamaCppServer"].startswith("yes (HTTP "), found
+    assert llamacpp.endpoint() == llama_server.url.rstrip("/")
