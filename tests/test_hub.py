@@ -220,3 +220,18 @@ def test_a_full_disk_is_said_before_and_during_the_download(server, monkeypatch)
     with pytest.raises(hub.HubError, match="the disk is full") as info:
         hub.pull(hub.parse_ref("acme/Small-GGUF/small-Q8_0.gguf"))
     assert "pull again: it resumes from the 5.0 MB already in" in info.value.hint
+
+
+def test_without_hf_endpoint_the_hubs_own_address_is_used():
+    """No HF_ENDPOINT (every other test sets one): the client's default, read without touching the network
+    (``huggingface_hub.constants`` is a lazy submodule; reading it as an attribute failed).  In a fresh
+    process: the client reads HF_ENDPOINT once, when it is imported."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HF_ENDPOINT"}
+    code = "from ipyg4f.providers.local import hub; print(hub._endpoint(hub._hub()))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "https://huggingface.co"

@@ -231,7 +231,9 @@ def _offline() -> bool:
 
 
 def _endpoint(hub: Any) -> str:
-    return (os.environ.get("HF_ENDPOINT") or hub.constants.ENDPOINT).rstrip("/")
+    from huggingface_hub import constants  # a lazy submodule: not an attribute of the package until imported
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def _failure(exc: BaseException, ref: Ref, endpoint: str) -> HubError:
