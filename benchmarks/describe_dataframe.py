@@ -1,7 +1,7 @@
 """Describing a 10,000,000-row DataFrame for ``--with df``: under 100 ms, no data copied.
 
 Floor: ``df.shape`` (what it costs to look at the frame at all).  Measured:
-:func:`ipyg4f.context.describe` (shape, dtypes, null counts, head and tail
+:func:`ipyg4f.context.values.describe` (shape, dtypes, null counts, head and tail
 rows, shallow memory use), median of RUNS; the ratio to the floor is printed.
 Copies are checked with tracemalloc (peak allocation during one describe) and
 by checking the columns still share their data.
@@ -53,7 +53,7 @@ def timed(call, runs: int) -> list[float]:
 def main(runs: int = 20) -> None:
     import numpy as np
 
-    from ipyg4f.context import describe
+    from ipyg4f.context.values import describe
 
     print(machine())
     print(versions("pandas", "numpy"))

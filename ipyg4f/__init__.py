@@ -34,4 +34,12 @@ def __getattr__(name):
         from . import batch
 
         return getattr(batch, name)
+    if name in _SUBPACKAGES:  # ipyg4f.batch.start(...) right after "import ipyg4f"
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(name)
+
+
+#: the public subpackages, imported on first attribute access (loading the extension stays cheap)
+_SUBPACKAGES = frozenset({"batch", "context", "providers", "history", "config", "errors", "events"})

@@ -17,9 +17,9 @@ from .config import ChatConfig
 from .errors import describe
 
 if TYPE_CHECKING:  # imported lazily: loading the extension stays cheap
-    from .context import Attachment
+    from .context.values import Attachment
     from .history import HistoryStore
-    from .displayed import DisplayCapture
+    from .context.displayed import DisplayCapture
     from .runner import Answer, ChatRequest
 
 
@@ -106,9 +106,9 @@ class Chat:
                 attachments: list[Attachment] | None = None) -> tuple[ChatRequest, list[str]]:
         """The request, and one-line notes for the user (options the provider ignores).
 
-        ``attachments`` go in the user's message, before the prompt (:func:`~ipyg4f.context.user_content`).
+        ``attachments`` go in the user's message, before the prompt (:func:`~ipyg4f.context.values.user_content`).
         """
-        from .context import user_content
+        from .context.values import user_content
         from .runner import ChatRequest
 
         cls, model = self.resolve(provider, model)
@@ -205,7 +205,7 @@ def get_chat(shell: Any = None) -> Chat:
         shell.configurables.append(config)
         chat = Chat(shell, config)
         shell.events.register("pre_run_cell", chat.pre_run_cell)
-        from .displayed import DisplayCapture
+        from .context.displayed import DisplayCapture
 
         chat.images = DisplayCapture(shell)
         chat.images.install()  # --image last; removed by detach()

@@ -44,8 +44,8 @@ def _api_key(name: str | None) -> str | None:
 
 def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
     """What ``--with``, ``--error`` and ``--image`` name, evaluated now; a problem is a UsageError."""
-    from .context import ContextError, attach, split_exprs
-    from .lasterror import last_error
+    from .context.values import ContextError, attach, split_exprs
+    from .context.lasterror import last_error
     from .template import user_namespace
 
     images = args.image or []
@@ -60,7 +60,7 @@ def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
         if args.error:
             found.append(last_error(chat.shell, budget))
         if images:
-            from .images import attach_image, image_names
+            from .context.images import attach_image, image_names
 
             found += [attach_image(expr, namespace, chat.images) for spec in images for expr in image_names(spec)]
     except ContextError as exc:
@@ -91,7 +91,7 @@ def _show_request(request: Any, attachments: list[Any]) -> None:
 def run_map(chat: Chat, args: Any, cell: str) -> Any:
     """``%%chat --map EXPR``: the body once per item; answers to ``-o VAR`` and/or ``--into df["col"]``."""
     from .batch import map as batch_map
-    from .context import ContextError, evaluate
+    from .context.values import ContextError, evaluate
     from .template import user_namespace
 
     namespace = user_namespace(chat.shell)
@@ -132,7 +132,7 @@ def _into_target(spec: str, namespace: Any) -> tuple[Any, Any]:
     """``df["label"]`` -> (df, "label"): where --into writes (a name, attribute or index, then [key])."""
     import ast
 
-    from .context import ContextError, evaluate
+    from .context.values import ContextError, evaluate
 
     try:
         node = ast.parse(spec.strip(), mode="eval").body
@@ -144,7 +144,7 @@ def _into_target(spec: str, namespace: Any) -> tuple[Any, Any]:
 
 
 def run_cell(chat: Chat, args: Any, cell: str) -> None:
-    from .context import context_block
+    from .context.values import context_block
     from .render import CellRenderer, TerminalRenderer, code_block, failure_lines, outcome
     from .render.outcome import label as outcome_label
     from .runner import Answer, run_blocking

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .batch_progress import Line, duration, in_kernel
+from .batch.progress import Line, duration, in_kernel
 from .errors import ChatFailed
 from .providers.local import hub
 from .render.stream import Throttle

@@ -8,6 +8,8 @@ next N (``fault_times``).  Nothing here sleeps to synchronise.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import os
 import random
 import signal
@@ -16,10 +18,11 @@ import time
 
 import pytest
 
-from ipyg4f import batch_json, http
+from ipyg4f import http
+from ipyg4f.batch import structured as batch_json
 from ipyg4f.batch import amap, run_batch
 from ipyg4f.batch import map as batch_map
-from ipyg4f.batch_progress import WidgetBar
+from ipyg4f.batch.progress import WidgetBar
 from ipyg4f.chat import Chat
 from ipyg4f.errors import ProviderConnectionError
 from ipyg4f.history import HistoryStore
@@ -341,3 +344,11 @@ def test_a_provider_that_answers_one_at_a_time_gets_one_worker(tmp_path, monkeyp
     finally:
         unregister("OneAtATime")
     assert list(result) == ["A", "B", "C", "D", "E", "F"] and OneAtATime.most == 1
+
+
+def test_the_batch_package_is_reachable_as_the_readme_writes_it():
+    # ipyg4f.batch.start(...) right after "import ipyg4f", in a fresh process where nothing imported it yet
+    code = "import ipyg4f, sys; assert 'ipyg4f.batch' not in sys.modules; print(ipyg4f.batch.start.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "start"

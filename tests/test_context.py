@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from ipyg4f.context import (Attachment, ContextError, attach, context_block, describe, evaluate, fit, split_exprs,
+from ipyg4f.context.values import (Attachment, ContextError, attach, context_block, describe, evaluate, fit, split_exprs,
                             user_content)
-from ipyg4f.displayed import DisplayCapture
-from ipyg4f.images import attach_image, image_bytes
+from ipyg4f.context.displayed import DisplayCapture
+from ipyg4f.context.images import attach_image, image_bytes
 
 pd = pytest.importorskip("pandas")
 np = pytest.importorskip("numpy")
@@ -223,7 +223,7 @@ def test_the_display_capture_remembers_the_last_image_and_unwraps_on_remove():
 def test_modules_the_user_did_not_import_are_not_imported():
     import subprocess
 
-    code = ("import sys; from ipyg4f.context import describe; describe([1]); describe(object()); "
+    code = ("import sys; from ipyg4f.context.values import describe; describe([1]); describe(object()); "
             "print(sorted(m for m in ('pandas', 'numpy', 'matplotlib', 'PIL') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

@@ -18,9 +18,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("ipyg4f", "ipyg4f.__main__"),                                     # entry points
     ("ipyg4f.magics",),                                                # front end 1: parses
     ("ipyg4f.commands", "ipyg4f.panel", "ipyg4f.panel.*"),             # the commands; front end 2
-    ("ipyg4f.chat", "ipyg4f.runner", "ipyg4f.batch", "ipyg4f.batch_*",  # batch: --map, ipyg4f.map
+    ("ipyg4f.chat", "ipyg4f.runner", "ipyg4f.batch", "ipyg4f.batch.*",  # batch: --map, ipyg4f.map
      "ipyg4f.render", "ipyg4f.render.*", "ipyg4f.template",
-     "ipyg4f.notebook", "ipyg4f.context", "ipyg4f.lasterror", "ipyg4f.images", "ipyg4f.displayed",
+     "ipyg4f.notebook", "ipyg4f.context", "ipyg4f.context.*",
      "ipyg4f.pull"),  # the core; pull: %chat pull's progress bar and wording
     ("ipyg4f.history", "ipyg4f.providers", "ipyg4f.providers.*"),      # providers, the store
     ("ipyg4f.http", "ipyg4f.sse", "ipyg4f.errors", "ipyg4f.events", "ipyg4f.messages", "ipyg4f.config",

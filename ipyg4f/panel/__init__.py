@@ -29,7 +29,7 @@ import ipywidgets as widgets
 
 from .. import providers as registry
 from ..chat import Chat, get_chat
-from ..context import ContextError, attach, context_block, split_exprs
+from ..context.values import ContextError, attach, context_block, split_exprs
 from ..errors import describe
 from ..http import redact
 from ..render import outcome

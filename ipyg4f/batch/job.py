@@ -17,14 +17,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from . import batch_json, http
-from .batch_data import BatchResult, Source, request_key
-from .batch_progress import Progress
-from .errors import (AllProvidersFailedError, AuthError, HTTPStatusError, MissingExtraError, ModelNotFoundError,
+from .. import http
+from . import structured
+from .data import BatchResult, Source, request_key
+from .progress import Progress
+from ..errors import (AllProvidersFailedError, AuthError, HTTPStatusError, MissingExtraError, ModelNotFoundError,
                      ProviderError, RateLimitError, UnknownProviderError, describe)
-from .history import OK, BatchRow, HistoryStore
-from .runner import Answer, ChatRequest, LoopThread, stream
-from .template import fill_template
+from ..history import OK, BatchRow, HistoryStore
+from ..runner import Answer, ChatRequest, LoopThread, stream
+from ..template import fill_template
 
 __all__ = ["Plan", "BatchJob", "retryable", "retry_after", "FATAL"]
 
@@ -67,7 +68,7 @@ class Plan:
 
     def value(self, text: str) -> Any:
         """The item's value: the text, or its JSON checked against the schema (raises InvalidAnswer)."""
-        return batch_json.validate(batch_json.parse(text), self.schema) if self.json else text
+        return structured.validate(structured.parse(text), self.schema) if self.json else text
 
 
 class _Layered(Mapping):
@@ -88,7 +89,7 @@ class _Layered(Mapping):
 
 def retryable(exc: BaseException) -> bool:
     """Whether another try may succeed."""
-    if isinstance(exc, batch_json.InvalidAnswer):
+    if isinstance(exc, structured.InvalidAnswer):
         return True
     if isinstance(exc, HTTPStatusError):
         return exc.status in RETRY_STATUS or exc.status >= 500
@@ -207,7 +208,7 @@ class BatchJob:
         if not self.refresh and (row := self._stored(key)) is not None and row.status == OK:
             try:
                 value = self.plan.value(row.answer)
-            except batch_json.InvalidAnswer:
+            except structured.InvalidAnswer:
                 pass  # stored before under other rules: ask again
             else:
                 self.cached += 1

@@ -2,10 +2,10 @@
 
 One job: turn a matplotlib Figure (or Axes), a PIL image, an
 ``IPython.display.Image``, PNG/JPEG bytes or a file path into one image
-:class:`~ipyg4f.context.Attachment`; ``Out[n]`` is the image cell ``n``
+:class:`~ipyg4f.context.values.Attachment`; ``Out[n]`` is the image cell ``n``
 returned or displayed, ``last`` the most recent image displayed.
 
-Displayed images are remembered by :class:`~ipyg4f.displayed.DisplayCapture`.
+Displayed images are remembered by :class:`~ipyg4f.context.displayed.DisplayCapture`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from .context import Attachment, ContextError, evaluate, split_exprs
+from .values import Attachment, ContextError, evaluate, split_exprs
 from .displayed import DisplayCapture, sniff
 
 #: largest image sent (bytes)

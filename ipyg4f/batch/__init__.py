@@ -5,7 +5,7 @@ a display; :func:`amap`, its ``async`` twin; :func:`start`, in the background):
 
 * each item is ONE user message (the filled template) plus the system prompt,
   never the thread's history; ``{item}``, ``{index}``, ``{col}`` / ``{row.col}``
-  fill from the item (:mod:`ipyg4f.batch_data`), the rest from ``namespace``;
+  fill from the item (:mod:`ipyg4f.batch.data`), the rest from ``namespace``;
 * it runs on the runner's worker loop (:class:`~ipyg4f.runner.LoopThread`):
   ``concurrency`` worker tasks take items in order (memory stays flat however
   many items there are), each item through :func:`ipyg4f.runner.stream`, so the
@@ -28,14 +28,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Mapping
 
-from . import batch_json
-from .batch_data import BatchResult, source
-from .batch_job import BatchJob, Plan
-from .batch_progress import Throttled, renderer, report
-from .history import HistoryStore
-from .providers.fallback import Fallback
-from .runner import CANCEL_GRACE
-from .template import user_namespace
+from . import structured
+from .data import BatchResult, source
+from .job import BatchJob, Plan
+from .progress import Throttled, renderer, report
+from ..history import HistoryStore
+from ..providers.fallback import Fallback
+from ..runner import CANCEL_GRACE
+from ..template import user_namespace
 
 __all__ = ["run_batch", "map", "amap", "start", "BatchJob", "BatchResult", "Plan", "plan"]
 
@@ -58,7 +58,7 @@ def plan(template: str, *, chat: Any = None, provider: Any = None, model: str | 
     """
     chat = chat if chat is not None else current_chat()
     if schema is not None:
-        batch_json.check_schema(schema)
+        structured.check_schema(schema)
         json = True
     extra = {"max_tokens": max_tokens, **(options or {})}
     base, notes = chat.request("", cell_id=_NO_THREAD, provider=provider, model=model, system=system,
@@ -66,7 +66,7 @@ def plan(template: str, *, chat: Any = None, provider: Any = None, model: str | 
     system_text = next((m["content"] for m in base.messages if m.get("role") == "system"), "")
     kwargs = dict(base.kwargs)
     if json:
-        system_text = f"{system_text}\n\n{batch_json.instruction(schema)}".strip()
+        system_text = f"{system_text}\n\n{structured.instruction(schema)}".strip()
         # where the provider declares it; never through Fallback, which hands options to every candidate
         if "response_format" in base.provider.options and not issubclass(base.provider, Fallback):
             kwargs["response_format"] = {"type": "json_object"}
@@ -79,7 +79,7 @@ def plan(template: str, *, chat: Any = None, provider: Any = None, model: str | 
 
 def current_chat() -> Any:
     """The chat state of the running shell when the extension is loaded, else a fresh one (no side effects)."""
-    from .chat import Chat, get_chat
+    from ..chat import Chat, get_chat
 
     try:
         from IPython import get_ipython
@@ -194,6 +194,6 @@ def start(template: str, data: Any, *, progress: str | bool = "auto", **options:
 
 
 def _in_kernel() -> bool:
-    from .batch_progress import in_kernel
+    from .progress import in_kernel
 
     return in_kernel()

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .render.stream import Throttle
+from ..render.stream import Throttle
 
 __all__ = ["Progress", "Throttled", "RATE", "renderer", "WidgetBar", "Line", "TextLine", "describe", "duration", "report"]
 

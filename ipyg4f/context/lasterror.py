@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Any
 
-from .context import Attachment, ContextError, fit, shorten
+from .values import Attachment, ContextError, fit, shorten
 
 def last_error(shell: Any, budget: int) -> Attachment:
     """The last exception of this session (type, message, your frames, the cell's source)."""

@@ -9,7 +9,7 @@ data: a DataFrame gives its shape, dtypes, null counts (within a time
 budget), a few head and tail rows and its shallow memory use; an array its
 shape, dtype, edge values and min / max / mean.  pandas and numpy are looked
 at only when the user already imported them (``sys.modules``), so loading the
-extension stays cheap.  Images (``--image``) are :mod:`ipyg4f.images`' job.
+extension stays cheap.  Images (``--image``) are :mod:`ipyg4f.context.images`' job.
 """
 
 from __future__ import annotations
