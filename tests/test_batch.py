@@ -8,11 +8,11 @@ next N (``fault_times``).  Nothing here sleeps to synchronise.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 
