@@ -140,7 +140,6 @@ def test_line_commands(ip, capsys):
 
 
 def test_chat_use_stores_a_name_that_resolves_later(ip, capsys):
-    pytest.importorskip("g4f")
     ip.run_line_magic("chat", "use -p g4f.Provider.Custom -m test-model")
     chat = get_chat(ip)
     assert (chat.config.provider, chat.config.model) == ("g4f:Custom", "test-model")
@@ -221,7 +220,7 @@ def test_map_runs_the_body_once_per_item_in_order(ip, shout, capsys):
 
 
 def test_map_into_a_dataframe_column_and_json_fields(ip, shout):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     ip.user_ns["df"] = pd.DataFrame({"name": ["ann", "bob"], "city": ["Oslo", "Lima"]}, index=[10, 20])
     assert chat_cell(ip, '-p Shout --map df --into df["greeting"]', "hi {name} from {row.city}") is None
     df = ip.user_ns["df"]
@@ -260,12 +259,13 @@ def test_the_panel_in_a_terminal_says_where_it_works(ip):
 def test_providers_says_set_up_without_network_and_checks_reachability_when_asked(ip, capsys, monkeypatch):
     import socket
     import threading
-    import time
+
+    received: list[bytes] = []  # what the server thread saw, checked by the test thread
 
     def answer_once(sock):
         conn, _ = sock.accept()
         with conn:
-            assert conn.recv(65536).startswith(b"GET /v1 "), "the first connection is the check's"
+            received.append(conn.recv(65536))
             conn.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
 
     listening = socket.socket()
@@ -282,9 +282,13 @@ def test_providers_says_set_up_without_network_and_checks_reachability_when_aske
         rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
         assert " yes " in rows["LlamaCppServer"] and " yes " in rows["VLLM"], "set up: an address is configured"
 
-        threading.Thread(target=answer_once, args=(listening,), daemon=True).start()
+        server = threading.Thread(target=answer_once, args=(listening,), daemon=True)
+        server.start()
         ip.run_line_magic("chat", "providers --check -p LlamaCppServer")
         assert "yes (HTTP 404" in capsys.readouterr().out, "any HTTP answer means the server is there"
+        server.join(timeout=30)
+        assert not server.is_alive() and len(received) == 1
+        assert received[0].startswith(b"GET /v1 "), f"the first connection is the check's: {received[0][:40]!r}"
         ip.run_line_magic("chat", "providers --check -p VLLM")
         assert "refused: nothing listens there" in capsys.readouterr().out
         ip.run_line_magic("chat", "providers --check -p Scripted")
@@ -299,9 +303,7 @@ def test_providers_says_set_up_without_network_and_checks_reachability_when_aske
     monkeypatch.setenv("VLLM_BASE_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/v1")
     ip.run_line_magic("config", "ChatConfig.timeout = 1.0")
     try:
-        started = time.monotonic()
-        ip.run_line_magic("chat", "providers --check -p VLLM")
-        assert time.monotonic() - started < 2.5
+        ip.run_line_magic("chat", "providers --check -p VLLM")  # returns (pytest's timeout guards a hang)
         assert "no answer in 1 s" in capsys.readouterr().out
     finally:
         silent.close()

@@ -12,8 +12,8 @@ from ipyg4f.context.values import (Attachment, ContextError, attach, context_blo
 from ipyg4f.context.displayed import DisplayCapture
 from ipyg4f.context.images import attach_image, image_bytes
 
-pd = pytest.importorskip("pandas")
-np = pytest.importorskip("numpy")
+import numpy as np  # pinned in the test extra, like pandas, polars and matplotlib
+import pandas as pd
 
 
 class Model:
@@ -95,7 +95,7 @@ def test_a_ten_million_row_dataframe_is_described_without_copying():
 
 
 def test_a_polars_frame_gives_shape_dtypes_nulls_rows_and_memory():
-    pl = pytest.importorskip("polars")
+    import polars as pl
     df = pl.DataFrame({"n": list(range(1000)), "s": ["a", None] * 500})
     kind, text = describe(df)
     assert kind == "polars DataFrame" and "1,000 rows x 2 columns" in text
@@ -165,7 +165,7 @@ def test_images_become_content_parts_with_data_urls():
 
 
 def test_image_values_figure_pil_bytes_path(tmp_path):
-    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from PIL import Image

@@ -40,7 +40,7 @@ def test_with_attaches_typed_descriptions_before_the_prompt(ip, capsys):
 
 
 def test_with_a_dataframe_and_nothing_unnamed_is_sent(ip):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     ip.user_ns.update(df=pd.DataFrame({"price": [1.5, None]}), secret_token="do-not-send-me")
     ScriptedProvider.enqueue(["ok"])
     assert chat_cell(ip, "--with df", "describe it") is None
@@ -126,7 +126,7 @@ def test_fix_without_an_error_is_a_usage_error(ip, monkeypatch):
 
 
 def _png() -> bytes:
-    Image = pytest.importorskip("PIL.Image")
+    from PIL import Image
     buffer = io.BytesIO()
     Image.new("RGB", (3, 2), "blue").save(buffer, format="PNG")
     return buffer.getvalue()

@@ -18,13 +18,12 @@ import threading
 import time
 import uuid
 
+import ipywidgets  # noqa: F401 - pinned (the kernel imports it): missing is a failure, not a skip
+import pandas  # noqa: F401
 import pytest
 from kernel_harness import Kernel
 
 pytestmark = pytest.mark.kernel
-
-pytest.importorskip("pandas")
-pytest.importorskip("ipywidgets")
 
 LABEL_SCHEMA = {"type": "object", "required": ["label"], "properties": {"label": {"enum": ["pos", "neg"]}}}
 

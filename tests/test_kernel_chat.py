@@ -454,7 +454,6 @@ def test_the_panel_keeps_streaming_while_a_long_cell_runs(kernel, server, monkey
 
 def test_gpt4free_custom_provider_in_a_cell(kernel, server):
     """The real g4f package's Custom provider, named three ways, pointed at the local server."""
-    pytest.importorskip("g4f")
     server.chunks = ["Hello ", "from ", "gpt4free"]
     server.reasoning = ["Thinking ", "first."]
     t = thread()

@@ -3,14 +3,14 @@ pandas), against the local protocol server, which records the exact request bodi
 
 from __future__ import annotations
 
+import matplotlib  # noqa: F401 - pinned (the kernel imports it): missing is a failure, not a skip
+import pandas  # noqa: F401
 import pytest
 
 # the kernel of test_kernel_chat (OpenAI against the protocol server), one per module
 from test_kernel_chat import data_dir, fresh, kernel, sent_messages, server, thread  # noqa: F401
 
 pytestmark = pytest.mark.kernel
-pytest.importorskip("pandas")
-pytest.importorskip("matplotlib")
 
 
 def last_user_content(server):

@@ -112,8 +112,6 @@ def test_secrets_reach_no_output_saved_notebook_history_or_log(via_server, kerne
 
 
 def test_context_notebook_sends_what_it_names(via_server):
-    pytest.importorskip("pandas")
-    pytest.importorskip("matplotlib")
     nb = execute_notebook(NOTEBOOKS / "context.ipynb", timeout=120)
     texts = outputs(nb)
     chats = [r.json["messages"] for r in via_server.requests if r.path.endswith("/completions")]
@@ -133,8 +131,6 @@ def test_context_notebook_sends_what_it_names(via_server):
 @pytest.mark.local_model
 @local_model
 def test_context_notebook_runs_offline_with_the_bundled_model(kernel_env, monkeypatch):
-    pytest.importorskip("pandas")
-    pytest.importorskip("matplotlib")
     monkeypatch.delenv("IPYG4F_PROVIDER", raising=False)
     nb = execute_notebook(NOTEBOOKS / "context.ipynb", timeout=300)
     texts = outputs(nb)
@@ -152,7 +148,6 @@ def test_batch_notebook_labels_every_row_offline_and_a_rerun_comes_from_the_stor
     import nbformat
     from nbformat.v4 import new_code_cell
 
-    pytest.importorskip("pandas")
     monkeypatch.delenv("IPYG4F_PROVIDER", raising=False)
     nb = nbformat.read(NOTEBOOKS / "batch.ipynb", as_version=4)
     ids = [c.get("id") for c in nb.cells]
