@@ -57,6 +57,8 @@ class Chat:
         #: every warning printed so far (a cell's renderer clears the cell at its end and says them again)
         self.warnings: list[str] = []
         self.images: DisplayCapture | None = None  #: the images this shell displayed (``--image last``)
+        #: called as ``listener(thread, cell_id)`` after an exchange is stored (the panel follows cells)
+        self.on_record: list[Any] = []
 
     # -- events --------------------------------------------------------------
     def pre_run_cell(self, info: Any) -> None:
@@ -177,6 +179,11 @@ class Chat:
                               reasoning=answer.reasoning, context=context)
         except Exception as exc:  # a full disk or a locked file must not lose the answer on screen
             return f"not saved to history: {redact(describe(exc))}"
+        for listener in list(self.on_record):
+            try:
+                listener(thread, cell_id)
+            except Exception as exc:  # a listener's failure is not the exchange's
+                self.warn(f"could not show the exchange elsewhere: {redact(describe(exc))}")
         return ""
 
     def set_defaults(self, provider: str | None = None, model: str | None = None) -> None:
