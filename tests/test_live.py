@@ -158,3 +158,57 @@ def test_a_long_list_settles_item_by_item_and_keeps_its_numbers():
         live.feed(text[:end])
     _, tail = live.feed(text)
     assert tail.startswith('<ol class="ipyg4f-cont" start="60">\n<li>step number 60'), tail[:80]
+
+
+def _shapes() -> dict[str, str]:
+    sentence = "The quick brown fox jumps over the lazy dog, and **then** it runs `away` again. "
+    return {
+        "one long paragraph": sentence * 250,
+        "one long line of JSON": "{" + ",".join(f'"key_{i}":[{i},"v{i}",{{"n":{i}}}]' for i in range(1500)) + "}",
+        "a long table": "| name | value | note |\n|:--|--:|---|\n" + "\n".join(f"| n{i} | {i} | row {i} |"
+                                                                           for i in range(500)),
+        "a paragraph of many lines": "\n".join(f"line {i}, a csv,{i},{i * 2},{i * 3}" for i in range(1200)),
+    }
+
+
+def test_every_shape_of_answer_streams_in_bounded_pieces():
+    """A long paragraph, one long line, a long table: the tail never carries the whole block, what is handed
+    out grows with the answer (not its square), and the text shown is the final answer's text.  150-character
+    updates, as in the test above."""
+    for name, text in _shapes().items():
+        pieces, tails = stream(text, 150)
+        settled = "".join(pieces)
+        assert max(map(len, tails)) < 4000, f"{name}: the whole block travels in the tail"
+        sent = len(settled) + sum(map(len, tails))
+        assert sent < 10 * len(markdown_to_html(text)), f"{name}: {sent} bytes for {len(text)} characters"
+        assert visible(settled + tails[-1]) == visible(markdown_to_html(text)), name
+
+
+def test_a_cut_paragraph_never_turns_into_another_block():
+    """Cuts land where the rest still reads as the same paragraph: never before '# ', '- ', '1. ', '> '."""
+    tricky = "See issue # 12 - done. Then 1999. Was a year > 1998 and * is a star + plus = sign | pipe " * 40
+    pieces, tails = stream(tricky, 17)
+    shown = "".join(pieces) + tails[-1]
+    for tag in ("<h1", "<li", "<blockquote", "<ol", "<ul", "<hr", "<table"):
+        assert tag not in shown, tag
+    assert shown.count('<p class="ipyg4f-more') >= 3, "it did settle in pieces"
+    assert visible(shown) == visible(markdown_to_html(tricky))
+
+
+def test_a_long_table_settles_rows_with_one_header():
+    text = _shapes()["a long table"]
+    pieces, tails = stream(text, 30)
+    shown = "".join(pieces) + tails[-1]
+    assert shown.count("<thead>") == 1 and len(re.findall(r"<th[ >]", shown)) == 3, "the header is shown once"
+    assert shown.count('<table class="ipyg4f-more') >= 10
+    assert 'style="text-align:right"' in tails[-1], "later parts keep the column alignment"
+    assert visible(shown) == visible(markdown_to_html(text))
+
+
+def test_one_long_line_costs_the_same_per_character_at_any_length():
+    ratios = []
+    for n in (500, 2000):
+        text = "{" + ",".join(f'"key_{i}":[{i},"v{i}"]' for i in range(n)) + "}"
+        pieces, tails = stream(text, 150)
+        ratios.append((sum(map(len, pieces)) + sum(map(len, tails))) / len(text))
+    assert ratios[1] < ratios[0] * 1.15, f"the cost per character grows with the line: {ratios}"

@@ -78,6 +78,8 @@ ANSWER_CSS = (
     "padding-top:0}"
     + "div.ipyg4f-md.ipyg4f-live{margin-top:0;margin-bottom:0}"
     + "div.ipyg4f-md .ipyg4f-more{margin-bottom:0}div.ipyg4f-md .ipyg4f-cont{margin-top:0}"
+    # a table streaming in parts: the same column widths in every part
+    + "div.ipyg4f-md table.ipyg4f-more,div.ipyg4f-md table.ipyg4f-cont{table-layout:fixed;width:100%}"
 )
 STYLE = f"<style>{ANSWER_CSS}</style>"
 
@@ -199,6 +201,16 @@ def render_tokens(tokens: list[Any], env: dict[str, Any]) -> str:
     """Parsed tokens (some of them) -> sanitised HTML."""
     md = markdown_parser()
     return _compact(sanitise(md.renderer.render(tokens, md.options, env))) if tokens else ""
+
+
+def render_inline(text: str) -> str:
+    """``text`` as one paragraph of inline Markdown (no block structure: a part of a paragraph) -> sanitised
+    HTML."""
+    from markdown_it.token import Token
+
+    md = markdown_parser()
+    tokens = [Token("paragraph_open", "p", 1), *md.parseInline(text.strip(), {}), Token("paragraph_close", "p", -1)]
+    return render_tokens(tokens, {}) + "\n"
 
 
 def _render(text: str) -> str:

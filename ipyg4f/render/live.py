@@ -17,16 +17,22 @@ message per change).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from .html import (LIVE_MARKDOWN_LIMIT, code_html, code_pieces, markdown_parser, render_tokens, text_to_html,
-                   with_cursor)
+from .html import (LIVE_MARKDOWN_LIMIT, code_html, code_pieces, markdown_parser, render_inline, render_tokens,
+                   text_to_html, with_cursor)
 
 #: settled HTML is handed on in pieces of at least this many characters (fewer, larger outputs)
 SEGMENT = 500
 #: a code block still streaming settles in pieces of about this many characters of code (highlighted
 #: code is 2-4 times its size in HTML, and the tail is resent on every update)
 CODE_PIECE = 300
+#: a paragraph (or one long line: JSON, CSV, minified code) still streaming settles in pieces once its
+#: unsettled text is this long, cut at a sentence end, else a space, else anywhere safe
+PARAGRAPH_PIECE = 600
+#: a table still streaming settles its rows once this many have come after the last settled one
+TABLE_ROWS = 8
 
 
 def _blocks(tokens: list[Any]) -> list[tuple[int, list[Any]]]:
@@ -65,9 +71,42 @@ def _language(token: Any) -> str:
 _LISTS = ("bullet_list_open", "ordered_list_open")
 
 
+_MARKABLE = re.compile(r"<(?:ol|ul|p|table)(?=[ >])")
+#: what a line may not start with when it begins the text after a paragraph's cut: a block of its own
+#: (heading, quote, list, fence, table, rule, setext line, indented code) instead of the paragraph's rest
+_STARTS_BLOCK = re.compile(r"[#>\-*+=_|`~<\s]|\d{1,9}[.)](?:\s|$)")
+_SENTENCE_END = re.compile(r"[.!?:;][)\"'*_`]*\s+")
+_THEAD = re.compile(r"<thead>.*?</thead>\s*", re.DOTALL)
+
+
 def _mark(fragment: str, cls: str) -> str:
-    """A rendered list (``<ol``/``<ul`` first) with our own class on it (added after sanitising)."""
-    return f'{fragment[:3]} class="{cls}"{fragment[3:]}' if cls and fragment[:3] in ("<ol", "<ul") else fragment
+    """A rendered list, paragraph or table (its tag first) with our own class on it (added after
+    sanitising)."""
+    found = _MARKABLE.match(fragment) if cls else None
+    return f'{fragment[:found.end()]} class="{cls}"{fragment[found.end():]}' if found else fragment
+
+
+def _balanced(text: str) -> bool:
+    """No code span or emphasis left open in ``text`` (a cut there keeps the inline Markdown whole)."""
+    return text.count("`") % 2 == 0 and text.count("**") % 2 == 0 and text.count("[") == text.count("]")
+
+
+def paragraph_cut(para: str, window: int = PARAGRAPH_PIECE // 2) -> int:
+    """Where to cut the growing paragraph ``para``: an index in its last ``window`` characters (never its
+    very end) after which the rest still reads as the same paragraph when parsed alone; the best of a
+    sentence end, a space, anything safe, preferring cuts that leave no inline Markdown open; 0 if none."""
+    low = max(1, len(para) - window)
+    ends = [m.end() for m in _SENTENCE_END.finditer(para, low) if m.end() < len(para)]
+    spaces = [i + 1 for i in range(len(para) - 2, low - 2, -1) if para[i].isspace() and not para[i + 1].isspace()]
+    anywhere = range(len(para) - 1, low - 1, -1)
+    for candidates in (reversed(ends), spaces, anywhere):
+        safe = [i for i in candidates if not _STARTS_BLOCK.match(para, i)]
+        for i in safe:
+            if _balanced(para[:i]):
+                return i
+        if safe and candidates is anywhere:
+            return safe[0]
+    return 0
 
 
 class LiveMarkdown:
@@ -77,45 +116,89 @@ class LiveMarkdown:
     A long block still streaming settles in parts too, shown so that they read as one: a code block in
     pieces (split after blank lines or every :data:`CODE_PIECE` characters) drawn as boxes that join; a
     list item by item (each part a list of its own, an ordered one starting at its number, no margin
-    between them)."""
+    between them); a paragraph or one long line in pieces of about :data:`PARAGRAPH_PIECE` characters
+    (rendered as inline Markdown, so a cut never turns its rest into a heading or a list); a table
+    :data:`TABLE_ROWS` rows at a time (each part a table of its own with fixed column widths, the header
+    only on the first)."""
 
     def __init__(self) -> None:
         self.offset = 0  #: where the unsettled text starts
         self.fence_sent = 0  #: characters of the last block's (open) code block already settled
-        self.list_cont = False  #: the last block is a list whose first items have settled
+        self.cont = False  #: the last block is a list, paragraph or table whose beginning has settled
+        self.head = ""  #: the header and delimiter lines of a table whose first rows have settled
 
     def feed(self, text: str) -> tuple[str, str]:
-        rest = text[self.offset:]
-        if len(rest) - self.fence_sent > LIVE_MARKDOWN_LIMIT:  # one enormous block (a paragraph with no break)
-            return "", text_to_html(rest[self.fence_sent:])
-        lines = _blocks(markdown_parser().parse(rest, {}))
+        src = self.head + text[self.offset:]  # a table's rest parses as a table only under its header
+        if len(src) - self.fence_sent > LIVE_MARKDOWN_LIMIT:  # one enormous block of another kind
+            return "", text_to_html(src[len(self.head) + self.fence_sent:])
+        lines = _blocks(markdown_parser().parse(src, {}))
         if not lines:
             return "", ""
         settled = [self._settled(tokens, first=i == 0) for i, (_, tokens) in enumerate(lines[:-1])]
         start, last = lines[-1]
         if settled:  # the unsettled text starts at the last block now
-            self.fence_sent, self.list_cont = 0, False
+            self.fence_sent, self.cont, self.head = 0, False, ""
+        at = _line_offset(src, start)
         fence = _fence(last)
         if fence is not None:
-            self.offset += _line_offset(rest, start)
+            self._advance(at)
             return "".join(settled) + self._code_pieces(fence), self._code_tail(fence)
-        items = [t.map[0] for t in last if t.type == "list_item_open" and t.level == 1] if last[0].type in _LISTS else []
-        if len(items) > 1:  # a list: the items before the last one have settled
-            done = rest[_line_offset(rest, start):_line_offset(rest, items[-1])]
-            settled.append(_mark(render_tokens(markdown_parser().parse(done, {}), {}),
-                                 "ipyg4f-more ipyg4f-cont" if self.list_cont else "ipyg4f-more"))
-            self.list_cont, start = True, items[-1]
-            last = markdown_parser().parse(rest[_line_offset(rest, start):], {})
-        self.offset += _line_offset(rest, start)
-        return "".join(settled), _mark(render_tokens(last, {}), "ipyg4f-cont" if self.list_cont else "")
+        kind = last[0].type
+        if kind in _LISTS:
+            items = [t.map[0] for t in last if t.type == "list_item_open" and t.level == 1]
+            if len(items) > 1:  # a list: the items before the last one have settled
+                settled.append(self._part(src[at:_line_offset(src, items[-1])]))
+                at = _line_offset(src, items[-1])
+                self._advance(at)
+                return "".join(settled), self._tail(src[at:])
+        elif kind == "paragraph_open" and len(src) - at > PARAGRAPH_PIECE:
+            cut = at + paragraph_cut(src[at:])
+            if cut > at:
+                settled.append(self._part(src[at:cut], inline=True))
+                self._advance(cut)
+                return "".join(settled), self._tail(src[cut:], inline=True)
+        elif kind == "table_open":
+            rows = [t.map[0] for t in last if t.type == "tr_open" and t.level == 2]
+            if len(rows) > TABLE_ROWS + 1:  # the header row, then more rows than a part holds
+                head = src[at:_line_offset(src, start + 2)]
+                settled.append(self._part(src[at:_line_offset(src, rows[-1])]))
+                at = _line_offset(src, rows[-1])
+                self._advance(at)
+                self.head = head
+                return "".join(settled), self._tail(head + src[at:])
+        self._advance(at)
+        if not self.cont:  # the usual case: the last block as parsed, once
+            return "".join(settled), render_tokens(last, {})
+        return "".join(settled), self._tail(src[at:], inline=kind == "paragraph_open")
+
+    def _advance(self, at: int) -> None:
+        """The unsettled text now starts at ``at`` of this call's source (which begins with ``head``)."""
+        self.offset += max(0, at - len(self.head))
+
+    def _render(self, source: str, *, inline: bool) -> str:
+        html = render_inline(source) if inline else render_tokens(markdown_parser().parse(source, {}), {})
+        return _THEAD.sub("", html, count=1) if self.cont and html.startswith("<table") else html
+
+    def _part(self, source: str, *, inline: bool = False) -> str:
+        """A settled part of the last block; the block goes on after it."""
+        html = _mark(self._render(source, inline=inline), "ipyg4f-more ipyg4f-cont" if self.cont else "ipyg4f-more")
+        self.cont = True
+        return html
+
+    def _tail(self, source: str, *, inline: bool = False) -> str:
+        return _mark(self._render(source, inline=inline and self.cont), "ipyg4f-cont" if self.cont else "")
 
     def _settled(self, tokens: list[Any], *, first: bool) -> str:
-        """A block that has settled (the first one may be the end of a code block or list already begun)."""
+        """A block that has settled (the first one may be the end of a block already begun)."""
         fence = _fence(tokens)
         if first and self.fence_sent and fence is not None:
             return code_html(fence.content[self.fence_sent:], _language(fence), cont=True)
+        if not (first and self.cont):
+            return render_tokens(tokens, {})
+        if tokens[0].type == "paragraph_open":
+            return _mark(render_inline(tokens[1].content), "ipyg4f-cont")
         html = render_tokens(tokens, {})
-        return _mark(html, "ipyg4f-cont") if first and self.list_cont else html
+        return _mark(_THEAD.sub("", html, count=1) if html.startswith("<table") else html, "ipyg4f-cont")
 
     def _code_pieces(self, fence: Any) -> str:
         """The pieces of the open code block ``fence`` that have settled since the last call."""
