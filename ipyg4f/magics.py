@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import shlex
+import textwrap
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.utils.process import arg_split
 
 from .chat import Chat, detach, get_chat
 from .config import FORMATS
@@ -78,7 +81,13 @@ class ChatMagics(Magics):
         """
         from . import commands  # here, not at the top: %load_ext stays cheap
 
-        args = _unquoted(parse_argstring(self.chat, line))
+        try:
+            args = _unquoted(parse_argstring(self.chat, line))
+        except UsageError as exc:
+            words = _words(line)
+            if HELP & set(words):
+                return print(self._help(words, cell is not None))
+            raise UsageError(_did_you_mean(str(exc), words, self.chat.parser)) from None
         if cell is None:
             return self._line(commands, args)
         if args.command:
@@ -94,10 +103,82 @@ class ChatMagics(Magics):
             raise UsageError(f"%chat needs a command: {', '.join(SUBCOMMANDS)} (or use %%chat as a cell magic)")
         name, rest = args.command[0], args.command[1:]
         if name not in SUBCOMMANDS:
-            raise UsageError(f"unknown %chat command {name!r}; use one of: {', '.join(SUBCOMMANDS)}")
+            raise UsageError(f"unknown %chat command {name!r}{_suggest(name, SUBCOMMANDS)}; "
+                             f"use one of: {', '.join(SUBCOMMANDS)}")
         if rest and name != "pull":  # pull takes the repository and file as words
             raise UsageError(f"unexpected words after %chat {name}: {shlex.join(rest)}")
         return commands.COMMANDS[name](self.state, args)
+
+
+    def _help(self, words: list[str], cell: bool) -> str:
+        """The usage: of ``%chat COMMAND`` when a command is named, else of the whole magic."""
+        named = next((w for w in words if w in SUBCOMMANDS), None) if not cell else None
+        if named:
+            usage, about = SUBCOMMAND_HELP[named]
+            return f"usage: {usage}\n\n{textwrap.fill(about, 88)}\n\n(%chat --help lists every option)"
+        text = (self.chat.__doc__ or "").removeprefix("::").strip("\n")
+        head, _, rest = text.partition("\n\n")
+        first, *more = textwrap.dedent(head).strip().splitlines()
+        first = "usage: " + ("%" + first if cell else first)
+        indent = " " * first.index("[")
+        return "\n".join([first, *(indent + line.strip() for line in more)]) + f"\n\n{rest}"
+
+
+#: what ``%chat COMMAND --help`` prints: the usage line and what the command does
+SUBCOMMAND_HELP = {
+    "providers": ("%chat providers [--check] [-p NAME]",
+                  "The providers and whether each is set up (no network is used); --check also asks each one set "
+                  "up whether it answers; -p NAME shows that one only. * marks the default."),
+    "models": ("%chat models [-p PROVIDER] [--base-url URL] [--api-key-env NAME]",
+               "The models a provider offers (the default provider when -p is not given); * marks the default."),
+    "history": ("%chat history [-c NAME] [--last N]",
+                "The exchanges of a thread (the default one unless -c), the last 50 unless --last N (0: all)."),
+    "threads": ("%chat threads", "The threads of this notebook and how many exchanges each holds."),
+    "reset": ("%chat reset [-c NAME]", "Start a thread afresh: its exchanges are archived, not deleted."),
+    "use": ("%chat use -p PROVIDER [-m MODEL]", "Make a provider (and a model) the default for this session."),
+    "panel": ("%chat panel", "The chat panel: a widget for JupyterLab, Notebook 7 and VS Code."),
+    "fix": ("%chat fix [-f code] [-c NAME] [-p PROVIDER] [-m MODEL]",
+            "Send the last error (its type, message, your frames and the cell that raised) and ask for an "
+            "explanation and a fix. It uses a thread of its own, 'fix' (started afresh each time; follow up with "
+            "%%chat -c fix), unless -c NAME says which thread. -f code offers the fix as the next cell when the "
+            "answer has code."),
+    "pull": ("%chat pull OWNER/NAME [FILE]",
+             "Download a GGUF model from the Hugging Face Hub once; -p Local -m NAME then uses it offline."),
+}
+HELP = {"-h", "--help"}
+
+
+def _words(line: str) -> list[str]:
+    try:
+        return arg_split(line)
+    except ValueError:  # unbalanced quotes: argparse said so already
+        return line.split()
+
+
+def _suggest(word: str, known: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` (case ignored), else ``""``."""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.75)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
+def _did_you_mean(message: str, words: list[str], parser: Any) -> str:
+    """argparse's message, plus the closest real option for each option it did not know."""
+    if "unrecognized arguments" not in message:
+        return message
+    known = [s for action in parser._actions for s in action.option_strings]
+    unknown = [w.split("=", 1)[0] for w in words if w.startswith("-") and len(w) > 1 and not _number(w)]
+    unknown = [w for w in unknown if not any(k.startswith(w) for k in known if w.startswith("--")) and w not in known]
+    hints = [close[0] for w in unknown if (close := difflib.get_close_matches(w, known, n=1, cutoff=0.75))]
+    return f"{message} (did you mean {' '.join(hints)}?)" if hints else message
+
+
+def _number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def _unquoted(args: Any) -> Any:

@@ -135,9 +135,26 @@ def get_provider(name: Any) -> type[AsyncGeneratorProvider]:
         except UnknownProviderError as exc:
             if getattr(exc, "listed", False):
                 raise
-    raise UnknownProviderError(
-        f"unknown provider {name!r}; known providers: {', '.join(provider_names())}"
-        " (and gpt4free's as g4f:Name when g4f is installed)")
+    raise UnknownProviderError(_unknown(wanted))
+
+
+def _unknown(wanted: str) -> str:
+    """``unknown provider 'OpenAl' (did you mean 'OpenAI'?)``, the names we know, and gpt4free's when it is there."""
+    import difflib
+
+    ours = provider_names()
+    try:
+        g4f_names = [G4F_PREFIX + n for n in _g4f_candidates(importlib.import_module("g4f.Provider"))
+                     if n[:1].isupper()]
+    except Exception:  # not installed (or broken): its names are not offered
+        g4f_names = None
+    # compared without the g4f: prefix, case ignored; ours win a tie
+    bare = {n.lower().removeprefix(G4F_PREFIX): n for n in g4f_names or []} | {n.lower(): n for n in ours}
+    close = difflib.get_close_matches(wanted.lower(), list(bare), n=1, cutoff=0.75)
+    guess = f" (did you mean {bare[close[0]]!r}?)" if close else ""
+    more = (" (and gpt4free's as g4f:Name)" if g4f_names is not None
+            else " (gpt4free's too, as g4f:Name, once it is installed: pip install g4f)")
+    return f"unknown provider {wanted!r}{guess}; known providers: {', '.join(ours)}{more}"
 
 
 def _g4f_name(wanted: str) -> str | None:
