@@ -11,18 +11,27 @@ The database lives in the per-user data directory with mode 0600; every write
 is one SQLite transaction (WAL journal), so a crash or kernel restart loses no
 completed exchange and never leaves a half-written file.  A reset archives a
 thread's exchanges instead of deleting them.
+
+Several processes (kernels, batch workers) may share the file: "locked" or
+"busy" is waited out, never taken for corruption.  An answer is saved while it
+streams (status ``streaming``, with the writing process as ``owner``); one left
+``streaming`` by a process that no longer runs reads as ``interrupted``, marked
+partial.  :meth:`HistoryStore.close` (at unload and at exit) checkpoints the WAL
+into the main file, so that file alone holds every exchange.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .messages import Messages
+from .sqlitefile import BUSY_TIMEOUT, alive, create_private, directory_lock, is_busy, owner, retrying
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchange (
@@ -41,15 +50,18 @@ CREATE TABLE IF NOT EXISTS exchange (
     updated   REAL NOT NULL,
     archived  INTEGER NOT NULL DEFAULT 0,
     reasoning TEXT NOT NULL DEFAULT '',
-    context   TEXT NOT NULL DEFAULT ''
+    context   TEXT NOT NULL DEFAULT '',
+    owner     TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS exchange_cell
     ON exchange (notebook, thread, cell_id) WHERE archived = 0;
 CREATE INDEX IF NOT EXISTS exchange_order ON exchange (notebook, thread, archived, seq);
 """
 
-#: statuses of an exchange
-OK, INTERRUPTED, ERROR = "ok", "interrupted", "error"
+#: statuses of an exchange (``streaming``: saved while it streams, ``owner`` says by which process)
+OK, INTERRUPTED, ERROR, STREAMING = "ok", "interrupted", "error", "streaming"
+#: the error of an exchange whose process stopped while it streamed
+DIED = "partial: the process stopped while this answer streamed"
 
 #: one row per item a batch (``ipyg4f.map``) has sent: the key is a hash of everything that
 #: decides the answer (filled prompt, provider, model, system prompt, parameters)
@@ -103,11 +115,20 @@ class Exchange:
     reasoning: str = ""  #: the model's thinking: shown, kept, never sent back as context
     context: str = ""  #: the attachments' block sent before the prompt (--with, --error; images named only)
 
+    @property
+    def partial(self) -> bool:
+        """The answer stopped before its end (interrupted, failed, or its process died)."""
+        return self.status != OK and bool(self.answer)
+
     def as_messages(self) -> Messages:
+        """The exchange as context; an answer that stopped early says so to the model."""
         content = f"{self.context}\n\n{self.prompt}" if self.context else self.prompt
         out: Messages = [{"role": "user", "content": content}]
         if self.answer:
-            out.append({"role": "assistant", "content": self.answer})
+            answer = self.answer
+            if self.partial:
+                answer += f"\n\n[incomplete answer: {'it failed' if self.status == ERROR else 'interrupted'}]"
+            out.append({"role": "assistant", "content": answer})
         return out
 
 
@@ -121,28 +142,35 @@ class HistoryStore:
     def __init__(self, path: str | os.PathLike = ":memory:"):
         self.path = str(path)
         if self.path != ":memory:":
-            _create_private(Path(self.path))
+            create_private(Path(self.path))
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db = _connect(self.path)
+        self._closed = False
         if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA + BATCH_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(exchange)")}
-        if "reasoning" not in columns:  # a history file from before thinking was kept
-            self._db.execute("ALTER TABLE exchange ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''")
-        if "context" not in columns:  # a history file from before attachments were kept
-            self._db.execute("ALTER TABLE exchange ADD COLUMN context TEXT NOT NULL DEFAULT ''")
+            atexit.register(self.close)  # the WAL goes into the main file even if nobody unloads
 
     def close(self) -> None:
+        """Checkpoint the WAL into the main file (truncating it) and close; the file alone then holds all."""
         with self._lock:
-            self._db.close()
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self.path != ":memory:":
+                    self._db.execute("PRAGMA busy_timeout=1000")  # at exit, do not wait long for other kernels
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass  # another process reads or writes: it (or the last to close) checkpoints later
+            finally:
+                self._db.close()
+        atexit.unregister(self.close)
 
     # -- writes ------------------------------------------------------------
     def record(self, notebook: str, thread: str, cell_id: str, prompt: str, answer: str, *,
                provider: str = "", model: str = "", status: str = OK, error: str = "",
                reasoning: str = "", context: str = "") -> Exchange:
-        """Store a cell's exchange, replacing the one that cell stored before."""
+        """Store a cell's exchange, replacing the one that cell stored before (or its answer so far)."""
+        who = owner() if status == STREAMING else ""
         now = time.time()
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
@@ -153,20 +181,45 @@ class HistoryStore:
                 seq, created = row
                 self._db.execute(
                     "UPDATE exchange SET prompt=?, answer=?, provider=?, model=?, status=?, error=?, updated=?,"
-                    " reasoning=?, context=? WHERE notebook=? AND thread=? AND cell_id=? AND archived=0",
-                    (prompt, answer, provider, model, status, error, now, reasoning, context, notebook, thread,
-                     cell_id))
+                    " reasoning=?, context=?, owner=? WHERE notebook=? AND thread=? AND cell_id=? AND archived=0",
+                    (prompt, answer, provider, model, status, error, now, reasoning, context, who, notebook,
+                     thread, cell_id))
             else:
                 seq = self._db.execute(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM exchange WHERE notebook=? AND thread=?",
                     (notebook, thread)).fetchone()[0]
                 created = now
                 self._db.execute(
-                    f"INSERT INTO exchange ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO exchange ({_COLUMNS}, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, now, now,
-                     reasoning, context))
+                     reasoning, context, who))
         return Exchange(notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error,
                         created, now, reasoning, context)
+
+    def save_partial(self, notebook: str, thread: str, cell_id: str, prompt: str, answer: str, **fields: str) -> bool:
+        """Store the answer so far, marked ``streaming`` (the final :meth:`record` replaces it).
+
+        Waits at most a moment for another process's lock: False when it could not (the next save will)."""
+        with self._lock:
+            self._db.execute("PRAGMA busy_timeout=200")
+        try:
+            self.record(notebook, thread, cell_id, prompt, answer, status=STREAMING, **fields)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            return False
+        finally:
+            with self._lock:
+                if not self._closed:
+                    self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        return True
+
+    def settle_dead(self) -> int:
+        """Mark ``interrupted`` (partial) the answers left ``streaming`` by processes that no longer run."""
+        with self._lock, self._db:
+            return self._db.execute(
+                "UPDATE exchange SET status=?, error=?, owner='' WHERE status=? AND NOT owner_alive(owner, updated)",
+                (INTERRUPTED, DIED, STREAMING)).rowcount
 
     def reset(self, notebook: str, thread: str) -> int:
         """Archive a thread's exchanges (kept on disk, no longer used); returns how many."""
@@ -177,11 +230,19 @@ class HistoryStore:
 
     # -- reads -------------------------------------------------------------
     def _select(self, where: str, args: tuple, limit: int | None = None) -> list[Exchange]:
-        sql = f"SELECT {_COLUMNS} FROM exchange WHERE archived=0 AND {where} ORDER BY seq"
+        """Rows as exchanges; one left ``streaming`` by a process that no longer runs reads as interrupted."""
+        sql = f"SELECT {_COLUMNS}, owner FROM exchange WHERE archived=0 AND {where} ORDER BY seq"
         if limit is not None:
             sql = f"SELECT * FROM ({sql.replace('ORDER BY seq', 'ORDER BY seq DESC')} LIMIT {int(limit)}) ORDER BY seq"
         with self._lock:
-            return [Exchange(*row) for row in self._db.execute(sql, args)]
+            rows = self._db.execute(sql, args).fetchall()
+        out = []
+        for row in rows:
+            ex = Exchange(*row[:-1])
+            if ex.status == STREAMING and not alive(row[-1], ex.updated):
+                ex = replace(ex, status=INTERRUPTED, error=DIED)
+            out.append(ex)
+        return out
 
     def exchanges(self, notebook: str, thread: str, last: int | None = None) -> list[Exchange]:
         """The thread's exchanges in first-run order (only the ``last`` ones if given)."""
@@ -197,10 +258,14 @@ class HistoryStore:
         return found[0] if found else None
 
     def context(self, notebook: str, thread: str, cell_id: str, limit: int | None = None) -> list[Exchange]:
-        """The thread's exchanges of other cells, in first-run order (the last ``limit``)."""
+        """The thread's exchanges of other cells, in first-run order (the last ``limit``).
+
+        An answer still streaming elsewhere has not ended: it is left out (one whose process died is in,
+        marked partial)."""
         if limit == 0:
             return []
-        return self._select("notebook=? AND thread=? AND cell_id<>? AND (answer<>'' OR status='ok')",
+        return self._select("notebook=? AND thread=? AND cell_id<>? AND (answer<>'' OR status='ok')"
+                            " AND NOT (status='streaming' AND owner_alive(owner, updated))",
                             (notebook, thread, cell_id), limit)
 
     def threads(self, notebook: str) -> list[str]:
@@ -237,29 +302,68 @@ class HistoryStore:
 
 
 def open_store(path: Path, warn=None) -> HistoryStore:
-    """The store at ``path``; never fails for a bad file.
+    """The store at ``path``; never fails for a bad file, never takes a busy one for a bad one.
 
-    An unreadable or corrupt file is moved aside (``<name>.corrupt-<time>``, kept
-    for the user) and a new one started; where no file can be written at all,
+    Another process holding the file (creating it, writing) is waited for.  A
+    file SQLite cannot read, or that fails its quick check, is moved aside
+    (``<name>.corrupt-<time>``, kept for the user) and a new one started; that
+    is decided holding a lock on the directory, after opening once more, so two
+    processes never both replace it.  Where no file can be written at all,
     history lives in memory for this session.  ``warn(message)`` is told either way.
     """
     warn = warn or (lambda message: None)
     try:
-        store = HistoryStore(path)
-        if store.check(quick=True) == "ok":
-            return store
-        store.close()
-        problem = "failed its integrity check"
-    except sqlite3.DatabaseError as exc:
-        problem = f"is not a readable history database ({exc})"
+        try:
+            return _open_checked(path)
+        except _Unreadable:
+            pass
+        with directory_lock(path.parent):
+            try:
+                return _open_checked(path)  # another process may have replaced it meanwhile
+            except _Unreadable as bad:
+                return _replace(path, str(bad), warn)
+    except sqlite3.OperationalError as exc:  # still locked after OPEN_PATIENCE: busy, not broken
+        warn(f"the history file {path} is held by another process ({exc}); "
+             "history is kept in memory for this session only")
     except OSError as exc:
         warn(f"cannot write the history file {path} ({exc.strerror or exc}); "
              "history is kept in memory for this session only")
-        return HistoryStore(":memory:")
+    return HistoryStore(":memory:")
+
+
+class _Unreadable(Exception):
+    """The file is not a history database SQLite can read (what is wrong is the message)."""
+
+
+def _open_checked(path: Path) -> HistoryStore:
+    """Open and quick-check; raises :class:`_Unreadable` for a bad file, ``OperationalError`` if it stays busy."""
+    try:
+        store = HistoryStore(path)
+    except sqlite3.DatabaseError as exc:
+        if is_busy(exc):
+            raise
+        raise _Unreadable(f"is not a readable history database ({exc})") from None
+    try:
+        problem = retrying(lambda: store.check(quick=True))
+        if problem == "ok":
+            retrying(store.settle_dead)
+            return store
+    except sqlite3.DatabaseError as exc:
+        store.close()
+        if is_busy(exc):
+            raise
+        raise _Unreadable(f"is not a readable history database ({exc})") from None
+    store.close()
+    raise _Unreadable("failed its integrity check")
+
+
+def _replace(path: Path, problem: str, warn) -> HistoryStore:
+    """Move a bad file aside (its WAL with it) and start a new one."""
     aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
     try:
-        for suffix in ("-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        Path(f"{path}-shm").unlink(missing_ok=True)
+        if Path(f"{path}-wal").exists():
+            Path(f"{path}-wal").rename(f"{aside}-wal")
         path.rename(aside)
         store = HistoryStore(path)
     except (OSError, sqlite3.DatabaseError) as exc:
@@ -270,10 +374,26 @@ def open_store(path: Path, warn=None) -> HistoryStore:
     return store
 
 
-def _create_private(path: Path) -> None:
-    """Create the directory (0700) and the database file (0600) before SQLite opens it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    if os.stat(path).st_mode & 0o077:
-        os.chmod(path, 0o600)
+def _connect(path: str) -> sqlite3.Connection:
+    """A connection with the schema in place; "locked" while others create the same file is retried."""
+    def attempt() -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
+        try:
+            db.create_function("owner_alive", 2, alive)
+            if path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")  # one process at a time creates or upgrades the tables
+            for statement in filter(str.strip, (SCHEMA + BATCH_SCHEMA).split(";")):
+                db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(exchange)")}
+            for name in ("reasoning", "context", "owner"):  # a history file from an earlier version
+                if name not in columns:
+                    db.execute(f"ALTER TABLE exchange ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
+            db.execute("COMMIT")
+            return db
+        except BaseException:
+            db.close()
+            raise
+
+    return retrying(attempt)

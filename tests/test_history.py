@@ -78,3 +78,28 @@ def test_a_history_file_from_before_thinking_was_kept_still_opens(tmp_path):
     store.record("nb", "t", "c2", "q2", "a2", reasoning="r2")
     assert store.get("nb", "t", "c2").reasoning == "r2"
     store.close()
+
+
+def test_a_file_another_process_holds_is_waited_for_never_moved_aside(tmp_path, monkeypatch):
+    import sqlite3
+
+    from ipyg4f import history, sqlitefile
+
+    path = tmp_path / "history.sqlite3"
+    first = HistoryStore(path)
+    first.record("nb", "t", "A", "kept", "safe")
+    first.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # as another kernel in the middle of creating or switching the file
+    monkeypatch.setattr(sqlitefile, "OPEN_PATIENCE", 0.5)
+    monkeypatch.setattr(history, "BUSY_TIMEOUT", 0.1)
+    warnings = []
+    store = open_store(path, warn=warnings.append)
+    assert store.path == ":memory:"
+    assert len(warnings) == 1 and "held by another process" in warnings[0] and "moved" not in warnings[0]
+    assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name] == []
+    holder.execute("COMMIT")
+    holder.close()
+    again = open_store(path, warn=warnings.append)
+    assert [e.prompt for e in again.exchanges("nb", "t")] == ["kept"] and len(warnings) == 1
+    again.close()

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
      "ipyg4f.pull"),  # the core; pull: %chat pull's progress bar and wording
     ("ipyg4f.history", "ipyg4f.providers", "ipyg4f.providers.*"),      # providers, the store
     ("ipyg4f.http", "ipyg4f.sse", "ipyg4f.errors", "ipyg4f.events", "ipyg4f.messages", "ipyg4f.config",
+     "ipyg4f.sqlitefile",
      "ipyg4f.gguf"),                                                   # the bottom: no package imports but these
 ]
 
