@@ -143,7 +143,7 @@ def _into_target(spec: str, namespace: Any) -> tuple[Any, Any]:
     return evaluate(ast.unparse(node.value), namespace), node.slice.value
 
 
-def run_cell(chat: Chat, args: Any, cell: str) -> None:
+def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -> None:
     from .context.values import context_block
     from .render import CellRenderer, TerminalRenderer, code_block, failure_lines, outcome
     from .render.outcome import label as outcome_label
@@ -192,7 +192,7 @@ def run_cell(chat: Chat, args: Any, cell: str) -> None:
     renderer.finish(answer, result)
     if args.out:
         shell.user_ns[args.out] = answer.text
-    if fmt == "code" and answer.status == "ok" and answer.text:
+    if (fmt == "code" if offer_code is None else offer_code) and answer.status == "ok" and has_code(answer.text):
         _suggest_code(chat, cell_id, code_block(answer.text)[0])
     if answer.status == "error":
         if args.debug or config.show_traceback:
@@ -200,6 +200,19 @@ def run_cell(chat: Chat, args: Any, cell: str) -> None:
         raise ChatFailed(failure_lines(answer))
     if answer.status == "interrupted":
         raise ChatFailed([f"■ {result.note}"])
+
+
+def has_code(text: str) -> bool:
+    """A fenced code block, or an answer that is Python as a whole (not prose, not one bare word)."""
+    import ast
+
+    if "```" in text:
+        return True
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, (ast.Name, ast.Constant))) for n in tree.body)
 
 
 _suggested: dict[str, str] = {}
@@ -383,10 +396,18 @@ FIX_PROMPT = ("Explain the error attached above in two or three sentences, then 
               "the corrected code of the cell that raised, in one Python code block.")
 
 
+#: the thread %chat fix uses unless -c names one: started afresh each time (follow up with -c fix)
+FIX_THREAD = "fix"
+
+
 def cmd_fix(chat: Chat, args: Any) -> None:
-    """Ask the current provider to explain the last error and fix it; ``-f code`` offers the fix as the next cell."""
-    args.error, args.raw = True, True
-    return run_cell(chat, args, FIX_PROMPT)
+    """Ask the current provider to explain the last error and fix it, in a thread of its own (``-c NAME``:
+    that thread, as it is); ``-f code`` offers the fix's code, if the answer has any, as the next cell."""
+    if args.thread is None:
+        args.thread, args.new = FIX_THREAD, True
+    args.error, args.raw, offer = True, True, args.format == "code"
+    args.format = "markdown"  # the explanation is shown; the code goes to the next cell
+    return run_cell(chat, args, FIX_PROMPT, offer_code=offer)
 
 
 def cmd_panel(chat: Chat, args: Any) -> Any:

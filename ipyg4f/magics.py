@@ -202,6 +202,9 @@ def load(shell) -> None:
     magics = ChatMagics(shell, get_chat(shell))
     shell.register_magics(magics)
     _loaded[id(shell)] = magics
+    from .context import lasterror
+
+    lasterror.track(shell)
 
 
 def unload(shell) -> None:
@@ -209,6 +212,9 @@ def unload(shell) -> None:
     magics = _loaded.pop(id(shell), None)
     if magics is None:
         return
+    from .context import lasterror
+
+    lasterror.untrack(shell)
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("chat", None)
     shell.magics_manager.registry.pop(type(magics).__name__, None)

@@ -14,10 +14,47 @@ from typing import Any
 
 from .values import Attachment, ContextError, fit, shorten
 
+#: shell id -> the last real error a cell of that shell raised, and the hook that saw it (see :func:`track`)
+_seen: dict[int, BaseException] = {}
+_hooks: dict[int, Any] = {}
+
+
+def real_error(exc: BaseException | None) -> bool:
+    """An error worth explaining: not an interrupt, a usage error, or a chat cell's own failure."""
+    from IPython.core.error import UsageError
+
+    from ..errors import ChatFailed
+
+    return exc is not None and not isinstance(exc, (KeyboardInterrupt, SystemExit, UsageError, ChatFailed))
+
+
+def track(shell: Any) -> None:
+    """Remember the last real error of the shell's cells, so that an interrupted (or failed) chat cell
+    run after it, which replaces ``sys.last_value``, does not hide it from ``%chat fix``."""
+    def remember(result: Any) -> None:
+        exc = result.error_in_exec or result.error_before_exec
+        if real_error(exc):
+            _seen[id(shell)] = exc
+
+    if id(shell) not in _hooks:
+        _hooks[id(shell)] = remember
+        shell.events.register("post_run_cell", remember)
+
+
+def untrack(shell: Any) -> None:
+    """Undo :func:`track`."""
+    hook = _hooks.pop(id(shell), None)
+    if hook is not None:
+        shell.events.unregister("post_run_cell", hook)
+    _seen.pop(id(shell), None)
+
+
 def last_error(shell: Any, budget: int) -> Attachment:
-    """The last exception of this session (type, message, your frames, the cell's source)."""
+    """The last real exception of this session (type, message, your frames, the cell's source)."""
     exc = getattr(sys, "last_value", None)
-    if exc is None or type(exc).__name__ == "ChatFailed":
+    if not real_error(exc):
+        exc = _seen.get(id(shell))
+    if exc is None:
         raise ContextError("no error to attach: run the cell that fails first")
     text, cut = fit(describe_error(exc, shell), budget)
     return Attachment("last error", type(exc).__name__, text, cut=cut)
