@@ -30,14 +30,16 @@ class HTTPStatusError(ProviderError):
     """The server answered with an HTTP error status."""
 
     hint = "the service may be down; try another provider (-p)"
-    #: seconds the server asked the client to wait (its ``Retry-After`` header), when it said
+    #: seconds the server asked the client to wait (its ``Retry-After`` header, or "try again in 7s"
+    #: in its message), when it said
     retry_after: float | None = None
 
     def __init__(self, status: int, body: str = "", *, url: str = "", provider: str | None = None,
-                 message: str | None = None):
+                 message: str | None = None, retry_after: float | None = None):
         self.status = status
         self.body = body
         self.url = url
+        self.retry_after = retry_after
         excerpt = f": {body}" if body else ""
         super().__init__(message or f"HTTP {status}{excerpt}", provider=provider)
 
@@ -52,12 +54,15 @@ class CloudflareError(HTTPStatusError):
 
 
 class RateLimitError(HTTPStatusError):
-    """HTTP 429."""
+    """HTTP 429; the message says how long to wait when the service said."""
 
     hint = "wait a little, or try another provider (-p)"
 
-    def __init__(self, status: int = 429, body: str = "", **kw):
-        super().__init__(status, body, message=f"rate limited (HTTP {status})", **kw)
+    def __init__(self, status: int = 429, body: str = "", *, retry_after: float | None = None, **kw):
+        wait = "" if retry_after is None else f": try again in {wait_text(retry_after)}"
+        super().__init__(status, body, message=f"rate limited (HTTP {status}){wait}", retry_after=retry_after, **kw)
+        if retry_after is not None:
+            self.hint = "try another provider (-p) meanwhile"
 
 
 class AuthError(HTTPStatusError):
@@ -153,9 +158,38 @@ class ChatFailed(Exception):
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line, user-facing description of an exception."""
+    """A one-line, user-facing description of an exception (its message's first line: a provider
+    may put a browser's whole stderr in one; ``--debug`` shows all of it)."""
     if isinstance(exc, ProviderError):
-        return exc.message
-    text = str(exc).strip()
+        return one_line(exc.message) or type(exc).__name__
+    text = one_line(str(exc))
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
+
+
+#: longest line :func:`one_line` keeps
+LINE_LIMIT = 240
+
+
+def one_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """The first non-empty line of ``text``, spaces collapsed, at most ``limit`` characters;
+    `` …`` marks that more followed."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = " ".join(lines[0].split())
+    if len(first) > limit:
+        return first[:limit - 1] + "…"
+    return f"{first} …" if len(lines) > 1 else first
+
+
+def wait_text(seconds: float) -> str:
+    """``7 s``, ``3 min``, ``2 h``: how long a service asked to wait, rounded up."""
+    import math
+
+    whole = max(1, math.ceil(seconds))
+    if whole < 120:
+        return f"{whole} s"
+    if whole < 2 * 3600:
+        return f"{math.ceil(whole / 60)} min"
+    return f"{math.ceil(whole / 3600)} h"

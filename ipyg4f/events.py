@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
-__all__ = ["Event", "Reasoning", "Usage", "FinishReason", "ProviderUsed", "Sources", "Media", "ToolCalls",
-           "LoginRequired", "Note", "StreamItem", "ANSWER_EVENTS", "normalize", "kind_of"]
+__all__ = ["Event", "Reasoning", "Usage", "FinishReason", "ProviderUsed", "ModelUsed", "Sources", "Media",
+           "ToolCalls", "LoginRequired", "Note", "StreamItem", "ANSWER_EVENTS", "normalize", "is_content",
+           "kind_of", "ThinkSplitter"]
 
 
 class Event:
@@ -53,6 +54,14 @@ class ProviderUsed(Event):
     name: str
     model: str = ""
     failed: tuple[str, ...] = ()  #: providers that failed before this one answered
+
+
+@dataclass(frozen=True)
+class ModelUsed(Event):
+    """The model the service says answered (the ``model`` field of its chunks), which may differ from
+    the one asked for: a server with one model loaded answers whatever name it is sent."""
+
+    model: str
 
 
 @dataclass(frozen=True)
@@ -107,9 +116,77 @@ def normalize(item: Any) -> StreamItem | None:
     return None  # foreign objects are converted where they enter (providers.adapter)
 
 
+def is_content(item: Any) -> bool:
+    """True for what makes an answer (text, thinking, tool calls, media, a login link): the provider
+    has begun to answer.  Bookkeeping (usage, who answered, ignored objects) is not."""
+    if isinstance(item, str):
+        return bool(item)
+    if isinstance(item, Reasoning):
+        return bool(item.text)
+    return isinstance(item, ANSWER_EVENTS)
+
+
 def kind_of(item: Any) -> str:
     """A short, safe name of what an ignored item was (for ``--debug``)."""
     try:
         return type(item).__qualname__
     except Exception:
         return "object"
+
+
+class ThinkSplitter:
+    """Splits ``<think>...</think>`` out of a provider's text, incrementally.
+
+    The runner's :class:`~ipyg4f.runner.Answer` passes every provider's text
+    through one of these, so a model that thinks inside its text (DeepSeek R1,
+    Qwen3 behind a server or a gpt4free class that does not split it off) gives
+    :class:`Reasoning`, never answer text.  :meth:`feed` takes each piece and
+    returns answer text (``str``) and :class:`Reasoning` for what is inside the
+    tags; a tag split across pieces (``"<thi"`` + ``"nk>"``) is held back until
+    it is complete, so nothing of a tag reaches the answer.  Whitespace right
+    after a tag is dropped (``</think>\\n\\nAnswer`` answers ``"Answer"``).
+    :meth:`close` at the end gives what was held back: a stream that never
+    closes its ``<think>`` was all reasoning.
+    """
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self.inside = False
+        self._held = ""
+        self._after_tag = False
+
+    def plain(self, text: str) -> bool:
+        """True when ``text`` is answer text as it is (no tag in or around it): the common case."""
+        return not (self.inside or self._held or self._after_tag) and "<" not in text
+
+    def feed(self, text: str) -> list[str | Reasoning]:
+        out: list[str | Reasoning] = []
+        held = self._held + text
+        while True:
+            tag = self.CLOSE if self.inside else self.OPEN
+            at = held.find(tag)
+            if at < 0:
+                break
+            self._emit(out, held[:at])
+            held = held[at + len(tag):]
+            self.inside = not self.inside
+            self._after_tag = True
+        keep = next((n for n in range(min(len(tag) - 1, len(held)), 0, -1) if held.endswith(tag[:n])), 0)
+        self._emit(out, held[:len(held) - keep])
+        self._held = held[len(held) - keep:]
+        return out
+
+    def close(self) -> list[str | Reasoning]:
+        """What was held back (the start of a tag that never came), as what it is inside."""
+        out: list[str | Reasoning] = []
+        self._emit(out, self._held)
+        self._held = ""
+        return out
+
+    def _emit(self, out: list[str | Reasoning], text: str) -> None:
+        if self._after_tag:
+            text = text.lstrip()
+            self._after_tag = not text
+        if text:
+            out.append(Reasoning(text) if self.inside else text)

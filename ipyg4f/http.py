@@ -183,9 +183,30 @@ def status_error(status: int, body: str, *, headers: Any = None, url: str = "",
     if status in (401, 403):
         return errors.AuthError(status, message, **kw)
     cls = errors.RateLimitError if status == 429 else errors.HTTPStatusError
-    error = cls(status, message, **kw)
-    error.retry_after = retry_after(headers)
-    return error
+    wait = retry_after(headers)
+    return cls(status, message, retry_after=retry_after_in(message) if wait is None else wait, **kw)
+
+
+_UNITS = {"ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001, "": 1, "s": 1, "sec": 1, "secs": 1,
+          "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+          "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
+_NUMBER = r"\d+(?:\.\d+)?\s*[a-z]*"
+_RETRY_IN = re.compile(rf"(?:try again|retry)(?: it)?\s+(?:in|after)\s+({_NUMBER}(?:\s*(?:and\s+)?{_NUMBER})*)(?![-/:\w])",
+                       re.I)
+
+
+def retry_after_in(text: str) -> float | None:
+    """Seconds a service's message asks to wait: "Please try again in 7s", "try again in 1m30s",
+    "retry after 20 seconds" (OpenAI, Groq and others say it there); None when it does not say."""
+    found = _RETRY_IN.search(text or "")
+    if found is None:
+        return None
+    total = 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", found.group(1), re.I):
+        if unit.lower() not in _UNITS:
+            return None
+        total += float(number) * _UNITS[unit.lower()]
+    return total
 
 
 def retry_after(headers: Any) -> float | None:
@@ -276,6 +297,7 @@ async def request(session: "aiohttp.ClientSession", method: str, url: str, *,
     host = host_of(url)
     timeout = session.timeout.sock_read
     started = False
+    response = None
     try:
         async with session.request(method, url, proxy=proxy_url(proxy), **kwargs) as response:
             await raise_for_status(response, provider)
@@ -288,7 +310,7 @@ async def request(session: "aiohttp.ClientSession", method: str, url: str, *,
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:  # TimeoutError on 3.11+
         if isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ())):  # aiohttp >= 3.10
             message = f"{host} could not be reached within {session.timeout.connect:g} s"
-        elif started:
+        elif started and getattr(response.content, "total_bytes", 1):  # headers alone are no answer
             message = f"{host} stopped sending: nothing arrived for {timeout:g} s"
         else:
             message = f"{host} did not answer within {timeout:g} s"

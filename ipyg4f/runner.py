@@ -17,8 +17,12 @@ Both front ends use the same :class:`Run`:
 Items cross threads in batches under one lock, so a fast stream costs one
 wake-up per batch, not per item.  Every item goes through
 :func:`ipyg4f.events.normalize`: unknown objects are counted, never turned into
-text.  The runner enforces the request's timeout for every provider: no item
-for that long ends the stream with a :class:`~ipyg4f.errors.ProviderTimeoutError`.
+text.  Every provider's text goes through one
+:class:`~ipyg4f.events.ThinkSplitter` (in :meth:`Answer.feed`): ``<think>``
+blocks become thinking, whoever sent them.  The runner enforces the request's
+timeout for every provider: no item for that long ends the stream with a
+:class:`~ipyg4f.errors.ProviderTimeoutError` ("did not answer within N s" when
+nothing of an answer had come).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import ProviderTimeoutError
-from .events import (ANSWER_EVENTS, FinishReason, LoginRequired, Media, ProviderUsed, Reasoning, Sources,
-                     Note, ToolCalls, Usage, kind_of, normalize)
+from .events import (ANSWER_EVENTS, FinishReason, LoginRequired, Media, ModelUsed, ProviderUsed, Reasoning,
+                     Sources, Note, ThinkSplitter, ToolCalls, Usage, is_content, kind_of, normalize)
 from .messages import Messages
 
 #: how long an interrupted stream may take to close its connection
@@ -69,12 +73,15 @@ class Answer:
     """The answer as it accumulates: text, thinking, who answered, usage, how it ended.
 
     ``status`` goes ``streaming`` -> ``ok`` | ``error`` | ``interrupted``, only
-    through :meth:`end`.
+    through :meth:`end`.  ``model`` is the model asked for (or, when none was,
+    the one that answered); ``model_used`` the one the service says answered,
+    when it named another (else ``""``).
     """
 
     def __init__(self, provider: str = "", model: str = ""):
         self.provider = provider
         self.model = model
+        self.model_used = ""
         self.status = "streaming"
         self.error: BaseException | None = None
         self.parts: list[str] = []
@@ -93,6 +100,7 @@ class Answer:
         self.first_token: float | None = None
         self.ended: float | None = None
         self._text: str | None = ""
+        self._think = ThinkSplitter()
 
     def feed(self, item: Any) -> bool:
         """Take one stream item; True when what the user sees changed."""
@@ -100,23 +108,24 @@ class Answer:
         if isinstance(event, str):
             if not event:
                 return False
-            self.parts.append(event)
-            self.chunks += 1
-            self._text = None
-            self._first()
-            return True
+            if self._think.plain(event):  # the common case: no tag in or around it
+                return self._add_text(event)
+            return self._add_all(self._think.feed(event))
         if isinstance(event, Reasoning):
-            if event.text:
-                self.reasoning_parts.append(event.text)
-                self._first()
-            return bool(event.text)
+            return self._add_reasoning(event.text)
         if isinstance(event, FinishReason):
             self.finish_reason = event.reason
         elif isinstance(event, Usage):
             self.usage = event
-        elif isinstance(event, ProviderUsed):
-            self.provider, self.model = event.name, event.model or self.model
-            self.failed_first = event.failed
+        elif isinstance(event, ModelUsed):  # none asked for: the one that answered is the model
+            self.model, self.model_used = (event.model, "") if not self.model else (self.model, event.model)
+            if self.model_used == self.model:
+                self.model_used = ""
+        elif isinstance(event, ProviderUsed):  # another provider answers from here on (Fallback)
+            self.settle()
+            self._think = ThinkSplitter()
+            self.provider, self.model, self.model_used = event.name, event.model or self.model, ""
+            self.failed_first = event.failed or self.failed_first
         elif isinstance(event, Sources):
             self.sources.extend(u for u in event.items if u not in self.sources)
         elif isinstance(event, Media):
@@ -135,6 +144,31 @@ class Answer:
             self._first()
             return True
         return False
+
+    def _add_text(self, text: str) -> bool:
+        self.parts.append(text)
+        self.chunks += 1
+        self._text = None
+        self._first()
+        return True
+
+    def _add_reasoning(self, text: str) -> bool:
+        if text:
+            self.reasoning_parts.append(text)
+            self._first()
+        return bool(text)
+
+    def _add_all(self, pieces: list[str | Reasoning]) -> bool:
+        changed = False
+        for piece in pieces:
+            changed = (self._add_reasoning(piece.text) if isinstance(piece, Reasoning)
+                       else self._add_text(piece)) or changed
+        return changed
+
+    def settle(self) -> bool:
+        """The stream is over: what was held back as maybe the start of a ``<think>`` tag is what
+        it is (text, or thinking inside an unclosed tag).  :meth:`end` calls it; idempotent."""
+        return self._add_all(self._think.close())
 
     def _first(self) -> None:
         if self.first_token is None:
@@ -160,6 +194,7 @@ class Answer:
         """``ok``, ``error`` (with the exception) or ``interrupted``; the first call wins."""
         if self.status != "streaming":
             return
+        self.settle()
         self.status, self.error = status, error
         self.ended = time.monotonic()
 
@@ -177,7 +212,7 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
     deadline = last  # pause after the first item: it is shown at once, even in a burst
     timeout = request.timeout + TIMEOUT_GRACE if request.timeout else None
     timed_out = False
-    items = 0
+    answering = False  # something of an answer (text, thinking...) has come
     watchdog: asyncio.TimerHandle | None = None
 
     def check() -> None:  # cheaper than a wait_for per item: one timer, moved on lazily
@@ -194,7 +229,7 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
     try:
         async for item in gen:
             on_item(item)
-            items += 1
+            answering = answering or is_content(item)
             last = loop.time()
             # aiohttp hands buffered data over without suspending.  Every YIELD_EVERY
             # seconds of such work, pause briefly: a real sleep, not sleep(0), so the loop
@@ -207,8 +242,8 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
             raise
         task.uncancel()
         name = request.provider_name
-        what = "stopped sending" if items else "sent nothing"
-        raise ProviderTimeoutError(f"{name} {what} for {request.timeout:g} s", provider=name) from None
+        what = "stopped sending for" if answering else "did not answer within"
+        raise ProviderTimeoutError(f"{name} {what} {request.timeout:g} s", provider=name) from None
     finally:
         if watchdog is not None:
             watchdog.cancel()

@@ -65,7 +65,7 @@ def test_custom_answers_text_not_json(custom, protocol_server):
     answer, renderer = run(custom, "test-model", base_url=f"{protocol_server.base_url}/v1")
     assert (answer.status, answer.text) == ("ok", "Hello from g4f")  # not "{'id': 'chatcmpl-…"
     assert answer.finish_reason == "stop" and answer.ignored["JsonResponse"] >= 3
-    assert answer.provider == "Custom" and answer.model == "test-model"  # g4f's ProviderInfo
+    assert answer.provider == "g4f:Custom" and answer.model == "test-model"  # its ProviderInfo names the model
     assert "/v1/models" not in protocol_server.paths()  # the model is not looked up on the network
     assert answer.chunks == 3  # streamed piece by piece, as the server sent them
 
@@ -88,7 +88,7 @@ def test_custom_cut_at_the_token_limit_is_said(custom, protocol_server):
 
 def test_the_runner_times_out_a_g4f_provider_that_ignores_timeouts(custom, protocol_server):
     protocol_server.fault, protocol_server.fault_after = "stall", 1
-    answer, _ = run(custom, "test-model", timeout=0.5, base_url=f"{protocol_server.base_url}/v1")
+    answer, _ = run(custom, "test-model", timeout=3, base_url=f"{protocol_server.base_url}/v1")
     assert answer.status == "error" and isinstance(answer.error, errors.ProviderTimeoutError)
     assert answer.text == "Hello "  # what came before the stall is kept
 

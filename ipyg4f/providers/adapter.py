@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import sys
 from typing import Any, ClassVar
 
-from .. import errors
+from .. import errors, http
 
 from .base import OPTION_FLAGS, AsyncGeneratorProvider, Messages
 from .g4f_events import convert
@@ -101,16 +102,17 @@ class Foreign(AsyncGeneratorProvider):
             result = _preset(cls.target, model).create_async_generator(model, messages, proxy=proxy, **kwargs)
             if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
                 result = await result
+            own = getattr(cls.target, "__name__", "")
             if hasattr(result, "__aiter__"):
                 try:
                     async for item in result:
-                        yield convert(item)
+                        yield convert(item, own)
                 finally:
                     aclose = getattr(result, "aclose", None)
                     if aclose is not None:
                         await aclose()
             elif result is not None:
-                yield convert(result)
+                yield convert(result, own)
         except Exception as exc:
             mapped = _mapped_error(exc, cls.name)
             if mapped is None:
@@ -137,7 +139,10 @@ def _split_media(messages: Messages) -> tuple[Messages, list[tuple[str, str]]]:
 
 
 def _mapped_error(exc: Exception, name: str) -> errors.ProviderError | None:
-    """A foreign provider's transport or service failure as one of ours (None: leave it as it is)."""
+    """A foreign provider's transport or service failure as one of ours (None: leave it as it is).
+
+    The message does not repeat the provider's name (the cell says who failed) and is kept whole
+    (the cell shows its first line, ``--debug`` all of it)."""
     aiohttp = sys.modules.get("aiohttp")
     requests = sys.modules.get("requests")
     kind = type(exc).__name__
@@ -150,13 +155,33 @@ def _mapped_error(exc: Exception, name: str) -> errors.ProviderError | None:
                                         provider=name)
     if not type(exc).__module__.startswith("g4f"):
         return None
-    message = errors.describe(exc).partition(": ")[2] or kind
+    message = str(exc).strip() or kind
     if kind == "MissingAuthError":
-        return errors.ProviderError(f"{name} needs a key: {message}", provider=name,
+        return errors.ProviderError(f"needs a key: {message}", provider=name,
                                     hint="pass its key with --api-key-env NAME (the variable that holds it)")
-    if kind == "RateLimitError":
-        return errors.RateLimitError(429, message, provider=name)
-    return errors.ProviderError(f"{name} failed: {message}", provider=name)
+    if kind == "RateLimitError":  # "Response 429: <the service's message>"
+        status = re.match(r"Response (\d{3})\b", message)
+        wait = http.retry_after(_response_headers(exc))
+        return errors.RateLimitError(int(status.group(1)) if status else 429, message, provider=name,
+                                     retry_after=http.retry_after_in(message) if wait is None else wait)
+    return errors.ProviderError(message, provider=name)
+
+
+def _response_headers(exc: BaseException) -> Any:
+    """The headers of the response gpt4free raised ``exc`` for, or None.
+
+    gpt4free's errors carry only a message; the response (and its ``Retry-After``)
+    is a local of the frame that raised it (``raise_for_status``), the innermost
+    frame that has one.
+    """
+    headers = None
+    tb = exc.__traceback__
+    while tb is not None:
+        found = getattr(tb.tb_frame.f_locals.get("response"), "headers", None)
+        if found is not None and callable(getattr(found, "get", None)):
+            headers = found
+        tb = tb.tb_next
+    return headers
 
 
 _PRESET: dict[tuple[Any, str], Any] = {}
@@ -193,7 +218,8 @@ def adapt(cls: Any, name: str | None = None) -> type[AsyncGeneratorProvider]:
         return _ADAPTED[key]
     if key not in _ADAPTED:
         parameters, takes_kwargs = _parameters(cls)
-        options = parameters & set(OPTION_FLAGS)
+        # a class that takes **kwargs passes them on (gpt4free's OpenaiTemplate subclasses do)
+        options = set(OPTION_FLAGS) if takes_kwargs else parameters & set(OPTION_FLAGS)
         if "api_base" in parameters:
             options |= {"base_url"}
         aliases = _static(cls, "model_aliases", {})
@@ -205,6 +231,7 @@ def adapt(cls: Any, name: str | None = None) -> type[AsyncGeneratorProvider]:
             "options": frozenset(options | {"proxy"}),
             "supports_images": "media" in parameters,  # gpt4free's way to send images
             "url": str(_static(cls, "url", "") or ""),
+            "base_url": str(_static(cls, "base_url", "") or "") or None,  # gpt4free's default API address
             "working": bool(_static(cls, "working", True)),
             "supports_stream": bool(_static(cls, "supports_stream", False)),
             "supports_system_message": bool(_static(cls, "supports_system_message", False)),

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import Event, FinishReason, LoginRequired, Media, ProviderUsed, Reasoning, Sources, ToolCalls, Usage
+from ..events import (Event, FinishReason, LoginRequired, Media, ModelUsed, ProviderUsed, Reasoning, Sources,
+                      ToolCalls, Usage)
 
 
 def _int(value: Any) -> int | None:
@@ -25,22 +26,23 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def convert(item: Any) -> Any:
+def convert(item: Any, own: str = "") -> Any:
     """``item`` as one of our events when it is a gpt4free response we know; else ``item`` itself.
 
-    An object that cannot be read (its attributes raise) is returned as it is:
-    the runner ignores what it does not know.
+    ``own`` is the class name of the provider that yields it: its ``ProviderInfo``
+    names only the model that answered.  An object that cannot be read (its
+    attributes raise) is returned as it is: the runner ignores what it does not know.
     """
     if isinstance(item, str) or not (type(item).__module__ or "").startswith("g4f"):
         return item
     try:
-        event = from_g4f(item)
+        event = from_g4f(item, own)
     except Exception:
         return item
     return item if event is None else event
 
 
-def from_g4f(item: Any) -> Event | None:
+def from_g4f(item: Any, own: str = "") -> Event | None:
     """The event ``item`` stands for, or None (ignored). May raise on a broken object."""
     from g4f.providers import response as r
 
@@ -53,9 +55,11 @@ def from_g4f(item: Any) -> Event | None:
         reason = _text(getattr(item, "reason", None))
         return FinishReason(reason) if reason else None
     if isinstance(item, r.ProviderInfo):
-        info = item.get_dict()
-        name = _text(info.get("name"))
-        return ProviderUsed(name, _text(info.get("model"))) if name else None
+        info = item.get_dict()  # OpenaiTemplate's carries the stream's "model" field
+        name, model = _text(info.get("name")), _text(info.get("model"))
+        if name and name != own:  # a gpt4free provider that hands the request on names who answered
+            return ProviderUsed(name, model)
+        return ModelUsed(model) if model else None
     if isinstance(item, r.Sources):
         found = []
         for source in getattr(item, "list", None) or []:

@@ -13,7 +13,9 @@ What a stream may carry besides ``delta.content``, and what it becomes:
 
 * ``delta.reasoning_content`` (DeepSeek, llama.cpp, vLLM) and ``delta.reasoning``
   (Ollama, OpenRouter): :class:`Reasoning`; so does ``<think>...</think>`` inside
-  the content (models whose server does not split it off), see :class:`ThinkSplitter`;
+  the content (models whose server does not split it off): the runner splits it off,
+  for every provider alike (:class:`~ipyg4f.events.ThinkSplitter`);
+* the chunks' ``model``, when it is not the one asked for: :class:`~ipyg4f.events.ModelUsed`;
 * the last chunk's ``usage`` (asked for with ``stream_options.include_usage``;
   a server that rejects the option is asked once more without it): :class:`Usage`;
 * ``delta.tool_calls``: one :class:`ToolCalls` with the function names, no text;
@@ -50,8 +52,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
     label = "any OpenAI-compatible API (set OPENAI_BASE_URL / OPENAI_API_KEY)"
     name = "OpenAI"
     url = "https://api.openai.com/v1"
-    #: base URL; None -> the environment variable ``base_url_env``, then ``url``
-    base_url: ClassVar[str | None] = None
+    # base_url (None -> the environment variable base_url_env, then url): see AsyncGeneratorProvider
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     #: the environment variable holding the key (None: no key is sent)
     api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
@@ -75,8 +76,9 @@ class OpenAICompatible(AsyncGeneratorProvider):
         return (base_url or cls.base_url or env or cls.url).rstrip("/")
 
     @classmethod
-    def resolve_api_key(cls, api_key: str | None = None) -> str | None:
-        key = api_key or (os.environ.get(cls.api_key_env) if cls.api_key_env else None)
+    def resolve_api_key(cls, api_key: str | None = None, api_key_env: str | None = None) -> str | None:
+        variable = api_key_env or cls.api_key_env
+        key = api_key or (os.environ.get(variable) if variable else None)
         http.register_secret(key)
         return key or None
 
@@ -87,8 +89,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
             return False
         if not cls.needs_auth:
             return _listening(cls.resolve_base_url())
-        configured = cls.base_url or (cls.base_url_env and os.environ.get(cls.base_url_env))
-        return bool(configured or cls.resolve_api_key())
+        return cls.is_configured()
 
     @classmethod
     def is_configured(cls) -> bool:
@@ -105,18 +106,16 @@ class OpenAICompatible(AsyncGeneratorProvider):
         return cls.resolve_base_url()
 
     @classmethod
-    def key_hint(cls) -> str:
-        """What a 401/403 from this provider tells the user to do."""
-        if cls.auth_hint:
+    def key_hint(cls, api_key_env: str | None = None) -> str:
+        """What a 401/403 from this provider tells the user to do (``api_key_env``: the variable used)."""
+        if cls.auth_hint and api_key_env in (None, cls.api_key_env):
             return cls.auth_hint
-        if cls.api_key_env:
-            return f"check the API key: set {cls.api_key_env} (or name another variable with --api-key-env)"
-        return "the server wants an API key: name the variable holding it with --api-key-env"
+        return super().key_hint(api_key_env or cls.api_key_env)
 
     @classmethod
-    def _headers(cls, api_key: str | None) -> dict[str, str]:
+    def _headers(cls, api_key: str | None, api_key_env: str | None = None) -> dict[str, str]:
         headers = {"accept": "text/event-stream", "content-type": "application/json"}
-        key = cls.resolve_api_key(api_key)
+        key = cls.resolve_api_key(api_key, api_key_env)
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
@@ -124,24 +123,25 @@ class OpenAICompatible(AsyncGeneratorProvider):
     @classmethod
     async def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
                                      *, base_url: str | None = None, api_key: str | None = None,
-                                     timeout: float | None = None, **kwargs: Any) -> AsyncResult:
+                                     api_key_env: str | None = None, timeout: float | None = None,
+                                     **kwargs: Any) -> AsyncResult:
         model = cls.get_model(model)
         url = cls.resolve_base_url(base_url)
         body: dict[str, Any] = {"model": model, "messages": list(messages), "stream": True,
                                 "stream_options": {"include_usage": True}}
         body.update({k: kwargs[k] for k in _KWARGS if kwargs.get(k) is not None})
         name = cls.name
-        async with http.session(cls._headers(api_key), timeout=timeout) as session:
+        async with http.session(cls._headers(api_key, api_key_env), timeout=timeout) as session:
             async with _chat_request(cls, session, f"{url}/chat/completions", body, model,
-                                     proxy=proxy) as response:
+                                     proxy=proxy, api_key_env=api_key_env) as response:
                 if not response.content_type.startswith("text/event-stream"):
                     # a server that ignores "stream": one JSON answer
                     data = await http.read_json(response, name)
                     _raise_error_event(data, name, model)
-                    for item in json_answer(data):
+                    for item in json_answer(data, model):
                         yield item
                     return
-                stream = StreamState()
+                stream = StreamState(model)
                 events = 0
                 async for event in aiter_sse(response.content.iter_any()):
                     events += 1
@@ -166,10 +166,11 @@ class OpenAICompatible(AsyncGeneratorProvider):
 
     @classmethod
     async def list_models(cls, *, base_url: str | None = None, api_key: str | None = None,
-                          proxy: str | None = None, timeout: float | None = None) -> list[str]:
+                          api_key_env: str | None = None, proxy: str | None = None,
+                          timeout: float | None = None, **kwargs: Any) -> list[str]:
         url = cls.resolve_base_url(base_url)
-        async with http.session(cls._headers(api_key), timeout=timeout) as session:
-            async with _status_errors(cls), \
+        async with http.session(cls._headers(api_key, api_key_env), timeout=timeout) as session:
+            async with _status_errors(cls, api_key_env=api_key_env), \
                     http.request(session, "GET", f"{url}/models", proxy=proxy, provider=cls.name) as response:
                 data = await http.read_json(response, cls.name)
         items = data.get("data", []) if isinstance(data, dict) else data
@@ -200,17 +201,18 @@ def _listening(url: str, timeout: float = 0.2) -> bool:
 
 
 @asynccontextmanager
-async def _status_errors(cls: type[OpenAICompatible], model: str | None = None) -> AsyncIterator[None]:
+async def _status_errors(cls: type[OpenAICompatible], model: str | None = None, *,
+                         api_key_env: str | None = None) -> AsyncIterator[None]:
     """:mod:`ipyg4f.http`'s status errors, made precise for an OpenAI-compatible server.
 
     A 404 that names the model: the model is unknown, not the URL.  A 400 saying the
     prompt does not fit: :class:`~ipyg4f.errors.ContextLengthError`.  A 401/403: the
-    hint names the variable this provider reads its key from.
+    hint names the variable the key was read from (``api_key_env``, else the provider's own).
     """
     try:
         yield
     except errors.AuthError as exc:
-        exc.hint = cls.key_hint()
+        exc.hint = cls.key_hint(api_key_env)
         raise
     except errors.HTTPStatusError as exc:
         body = exc.body.lower()
@@ -232,10 +234,10 @@ def _rejects_stream_options(exc: errors.HTTPStatusError) -> bool:
 
 @asynccontextmanager
 async def _chat_request(cls: type[OpenAICompatible], session: Any, url: str, body: dict[str, Any],
-                        model: str, *, proxy: str | None) -> AsyncIterator[Any]:
+                        model: str, *, proxy: str | None, api_key_env: str | None = None) -> AsyncIterator[Any]:
     """``POST url`` with ``body``; once more without ``stream_options`` if the server rejects it."""
     started = False
-    async with _status_errors(cls, model):
+    async with _status_errors(cls, model, api_key_env=api_key_env):
         try:
             async with http.request(session, "POST", url, json=body, proxy=proxy,
                                     provider=cls.name) as response:

@@ -1,16 +1,19 @@
 """What an OpenAI-compatible answer carries -> answer text and typed events.
 
 ``chat.completion.chunk`` objects of a stream (:class:`StreamState`) or one
-``chat.completion`` (:func:`json_answer`): content, reasoning
-(``reasoning_content``, ``reasoning``, or ``<think>`` tags inside the content:
-:class:`ThinkSplitter`), tool calls (their names), the finish reason, usage.
+``chat.completion`` (:func:`json_answer`): content, reasoning (``reasoning_content``,
+``reasoning``), the model that answered (``model``), tool calls (their names), the
+finish reason, usage.  ``<think>`` tags inside the content are split off by the
+runner, for every provider alike (:class:`~ipyg4f.events.ThinkSplitter`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..events import Event, FinishReason, Reasoning, ToolCalls, Usage
+from ..events import Event, FinishReason, ModelUsed, Reasoning, ThinkSplitter, ToolCalls, Usage
+
+__all__ = ["StreamState", "json_answer", "ThinkSplitter"]
 
 #: the delta / message fields that carry thinking (DeepSeek and vLLM; Ollama and OpenRouter)
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
@@ -34,14 +37,19 @@ def _reasoning(fields: dict[str, Any]) -> list[Reasoning]:
     return [Reasoning(text) for key in _REASONING_FIELDS if isinstance(text := fields.get(key), str) and text]
 
 
-def json_answer(data: Any) -> list[str | Event]:
-    """The items of a non-streamed answer (``chat.completion``)."""
+def _model_used(data: Any, asked: str) -> list[ModelUsed]:
+    """A :class:`ModelUsed` when the answer names a model other than the one asked for."""
+    model = data.get("model") if isinstance(data, dict) else None
+    return [ModelUsed(model)] if isinstance(model, str) and model.strip() and model != asked else []
+
+
+def json_answer(data: Any, asked: str = "") -> list[str | Event]:
+    """The items of a non-streamed answer (``chat.completion``) to a request for the model ``asked``."""
     choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
     message = choice.get("message") or {}
-    items: list[str | Event] = list(_reasoning(message))
-    if isinstance(content := message.get("content"), str):
-        splitter = ThinkSplitter()
-        items += [*splitter.feed(content), *splitter.close()]
+    items: list[str | Event] = [*_model_used(data, asked), *_reasoning(message)]
+    if isinstance(content := message.get("content"), str) and content:
+        items.append(content)
     names = tuple(name for call in message.get("tool_calls") or [] if isinstance(call, dict)
                   if (name := (call.get("function") or {}).get("name")))
     if names:
@@ -53,14 +61,19 @@ def json_answer(data: Any) -> list[str | Event]:
 
 
 class StreamState:
-    """Turns ``chat.completion.chunk`` objects into answer text and events."""
+    """Turns ``chat.completion.chunk`` objects of an answer to a request for ``asked`` into answer
+    text and events; the first chunk that names another model gives a :class:`ModelUsed`."""
 
-    def __init__(self) -> None:
-        self.think = ThinkSplitter()
+    def __init__(self, asked: str = "") -> None:
         self.tools: dict[int, str] = {}  # call index -> function name
+        self.asked = asked
+        self.model_seen = False
 
     def feed(self, data: dict[str, Any]) -> list[str | Event]:
         items: list[str | Event] = []  # (written for speed: this runs once per streamed token)
+        if not self.model_seen and data.get("model"):
+            self.model_seen = True
+            items += _model_used(data, self.asked)
         for choice in data.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
@@ -72,16 +85,13 @@ class StreamState:
                         items.append(Reasoning(text))
                 content = delta.get("content")
                 if content and isinstance(content, str):
-                    if self.think.plain(content):
-                        items.append(content)
-                    else:
-                        items += self.think.feed(content)
+                    items.append(content)
                 calls = delta.get("tool_calls")
                 if calls:
                     self._note_calls(calls)
             reason = choice.get("finish_reason")
             if reason:
-                items += [*self.think.close(), *self._tool_calls(), FinishReason(reason)]
+                items += [*self._tool_calls(), FinishReason(reason)]
         if data.get("usage") and (usage := _usage(data)) is not None:
             items.append(usage)
         return items
@@ -96,64 +106,9 @@ class StreamState:
 
     def close(self) -> list[str | Event]:
         """What is left when the stream ends (without a finish_reason)."""
-        return [*self.think.close(), *self._tool_calls()]
+        return self._tool_calls()
 
     def _tool_calls(self) -> list[ToolCalls]:
         names = tuple(self.tools.values())  # in the order the calls began
         self.tools = {}
         return [ToolCalls(names)] if names else []
-
-
-class ThinkSplitter:
-    """Splits ``<think>...</think>`` out of streamed content, incrementally.
-
-    :meth:`feed` takes each piece of content and returns answer text (``str``)
-    and :class:`Reasoning` for what is inside the tags; a tag split across
-    pieces (``"<thi"`` + ``"nk>"``) is held back until it is complete, so
-    nothing of a tag reaches the answer.  Whitespace right after a tag is
-    dropped (``</think>\\n\\nAnswer`` answers ``"Answer"``).  :meth:`close` at the
-    end gives what was held back: a stream that never closes its ``<think>``
-    was all reasoning.
-    """
-
-    OPEN, CLOSE = "<think>", "</think>"
-
-    def __init__(self) -> None:
-        self.inside = False
-        self._held = ""
-        self._after_tag = False
-
-    def plain(self, text: str) -> bool:
-        """True when ``text`` is answer text as it is (no tag in or around it): the common case."""
-        return not (self.inside or self._held or self._after_tag) and "<" not in text
-
-    def feed(self, text: str) -> list[str | Reasoning]:
-        out: list[str | Reasoning] = []
-        held = self._held + text
-        while True:
-            tag = self.CLOSE if self.inside else self.OPEN
-            at = held.find(tag)
-            if at < 0:
-                break
-            self._emit(out, held[:at])
-            held = held[at + len(tag):]
-            self.inside = not self.inside
-            self._after_tag = True
-        keep = next((n for n in range(min(len(tag) - 1, len(held)), 0, -1) if held.endswith(tag[:n])), 0)
-        self._emit(out, held[:len(held) - keep])
-        self._held = held[len(held) - keep:]
-        return out
-
-    def close(self) -> list[str | Reasoning]:
-        """What was held back (the start of a tag that never came), as what it is inside."""
-        out: list[str | Reasoning] = []
-        self._emit(out, self._held)
-        self._held = ""
-        return out
-
-    def _emit(self, out: list[str | Reasoning], text: str) -> None:
-        if self._after_tag:
-            text = text.lstrip()
-            self._after_tag = not text
-        if text:
-            out.append(Reasoning(text) if self.inside else text)

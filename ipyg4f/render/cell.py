@@ -140,7 +140,10 @@ class CellRenderer(StreamRenderer):
                 bundle["text/markdown"] = f"{bundle['text/markdown']}\n\n*[{note}]*"
         summary = footer(answer)
         bundle["text/html"] = html + line_html(summary, "info", "ipyg4f-footer")
-        metadata = self._meta(answer.status, provider=answer.provider, model=answer.model, chunks=answer.chunks,
+        metadata = self._meta(answer.status, provider=answer.provider, chunks=answer.chunks,
+                              # the model that answered, and the one asked for (they differ when a server
+                              # with one model loaded answers whatever name it is sent)
+                              model=answer.model_used or answer.model, requested_model=answer.model,
                               finish_reason=answer.finish_reason, outcome=outcome.kind, footer=summary)
         if self.handle is not None:
             clear_output(wait=True)

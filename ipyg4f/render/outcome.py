@@ -8,6 +8,7 @@ and how many tokens.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,6 +78,21 @@ def label(provider: str, model: str) -> str:
     return f"{provider} ({model})" if model else provider
 
 
+def model_name(model: str) -> str:
+    """A model as the footer names it: a file path (llama.cpp answers with its GGUF's) by its file name."""
+    if model.startswith(("/", "~", "./", "../")) or re.match(r"[A-Za-z]:[\\/]", model):
+        return re.split(r"[\\/]", model.rstrip("/\\"))[-1] or model
+    return model
+
+
+def answered_by(answer: Any) -> str:
+    """The provider and the model that answered, and the one asked for when the service named another."""
+    used = getattr(answer, "model_used", "")
+    if used and answer.model:
+        return f"{answer.provider} ({model_name(used)}, asked for {answer.model})"
+    return label(answer.provider, model_name(used or answer.model))
+
+
 def tokens(answer: Any) -> tuple[str, str, bool]:
     """(tokens in, tokens out, estimated?) — from the service's usage, else ≈ characters / 4."""
     usage = answer.usage
@@ -89,7 +105,7 @@ def tokens(answer: Any) -> tuple[str, str, bool]:
 
 def footer(answer: Any) -> str:
     """One line: who answered (and who failed first), time to first token, total time, tokens, speed."""
-    who = label(answer.provider, answer.model)
+    who = answered_by(answer)
     if answer.failed_first:
         who += f" after {len(answer.failed_first)} failed ({', '.join(f.split(':')[0] for f in answer.failed_first)})"
     parts = [who]
