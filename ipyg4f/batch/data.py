@@ -111,6 +111,9 @@ class BatchResult(list):
         a wrong API key (``status`` ``stopped``, ``stop_reason`` says which).
     ``cached`` / ``sent``
         how many answers came from the store / were asked for now.
+    ``reused`` / ``repeated``
+        items whose prompt came earlier in the same run (sent once, its answer used again) / how many
+        distinct prompts that was.
     ``index``
         the pandas index (or dict keys) of the input, else None.
 
@@ -120,7 +123,7 @@ class BatchResult(list):
 
     def __init__(self, values: list[Any], *, errors: dict[int, str] | None = None, pending: list[int] | None = None,
                  index: Any = None, status: str = "ok", stop_reason: str = "", cached: int = 0, sent: int = 0,
-                 elapsed: float = 0.0, notes: list[str] | None = None):
+                 elapsed: float = 0.0, notes: list[str] | None = None, reused: int = 0, repeated: int = 0):
         super().__init__(values)
         self.errors = dict(sorted((errors or {}).items()))
         self.pending = list(pending or [])
@@ -131,6 +134,7 @@ class BatchResult(list):
         self.sent = sent
         self.elapsed = elapsed
         self.notes = list(notes or [])
+        self.reused, self.repeated = reused, repeated
 
     @property
     def ok(self) -> int:
@@ -166,6 +170,10 @@ class BatchResult(list):
             why = "interrupted" if self.status == "interrupted" else f"stopped: {self.stop_reason}"
             parts.append(f"{len(self.pending)} not run ({why})")
         parts.append(f"{self.cached} from the store, {self.sent} sent")
+        if self.repeated:  # the same prompt more than once in this run
+            uses = self.reused + self.repeated
+            parts.append(f"1 repeated prompt sent once, used {uses} times" if self.repeated == 1 else
+                         f"{self.repeated} repeated prompts sent once each, used {uses} times in all")
         parts.append(f"{self.elapsed:.1f} s")
         return ", ".join(parts)
 

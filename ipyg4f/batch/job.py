@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import random
 import time
 from dataclasses import dataclass
@@ -123,6 +124,9 @@ class BatchJob:
         self.errors: dict[int, str] = {}
         self.ended = bytearray(total)  # 1 once an item has its answer or its failure
         self.done = self.failed = self.cached = self.sent = self.requests = 0
+        self.reused = 0  #: items answered by the same prompt sent earlier in this run (not counted as sent)
+        self._asked: dict[str, asyncio.Future] = {}  # prompt key -> (value, error, from the store) of its first item
+        self._repeated: set[str] = set()  # keys of prompts sent once and used again
         self.started = time.monotonic()
         self.first_sent: float | None = None
         self.finished_at: float | None = None
@@ -159,7 +163,7 @@ class BatchJob:
         total, done, failed = self.source.total, self.done, self.failed
         rate = 0.0
         if self.first_sent is not None and now > self.first_sent:
-            rate = (done + failed - self.cached) / (now - self.first_sent)
+            rate = (done + failed - self.cached - self.reused) / (now - self.first_sent)
         eta = (total - done - failed) / rate if rate > 0 else None
         return Progress(done, failed, total, rate, eta)
 
@@ -173,7 +177,7 @@ class BatchJob:
         elapsed = (self.finished_at or time.monotonic()) - self.started
         return BatchResult(list(self.values), errors=dict(self.errors), pending=pending, index=self.source.index,
                            status=status, stop_reason=self.stop_reason, cached=self.cached, sent=self.sent,
-                           elapsed=elapsed, notes=self.notes)
+                           elapsed=elapsed, notes=self.notes, reused=self.reused, repeated=len(self._repeated))
 
     # -- the worker loop -----------------------------------------------------------
     def _cancel_task(self) -> None:
@@ -205,15 +209,35 @@ class BatchJob:
         prompt = self.plan.prompt(fields)
         messages = self.plan.messages(prompt)
         key = self.plan.key(messages)
+        first = self._asked.get(key)
+        if first is not None:  # the same prompt earlier in this run: sent once, its answer used again
+            value, error, stored = await asyncio.shield(first)
+            if stored:
+                self.cached += 1
+            else:
+                self.reused += 1
+                self._repeated.add(key)
+            self._end(position, value if isinstance(value, str) else copy.deepcopy(value), error)
+            return
+        self._asked[key] = first = asyncio.get_running_loop().create_future()
+        try:
+            value, error, stored = await self._answer(prompt, messages, key)
+        except BaseException:
+            first.cancel()
+            raise
+        first.set_result((value, error, stored))
+        if stored:
+            self.cached += 1
+        self._end(position, value, error)
+
+    async def _answer(self, prompt: str, messages: list[dict[str, str]],
+                      key: str) -> tuple[Any, str | None, bool]:
+        """One prompt's (value, failure reason or None, whether it came from the store)."""
         if not self.refresh and (row := self._stored(key)) is not None and row.status == OK:
             try:
-                value = self.plan.value(row.answer)
+                return self.plan.value(row.answer), None, True
             except structured.InvalidAnswer:
                 pass  # stored before under other rules: ask again
-            else:
-                self.cached += 1
-                self._end(position, value, None)
-                return
         self.sent += 1
         if self.first_sent is None:
             self.first_sent = time.monotonic()
@@ -223,7 +247,7 @@ class BatchJob:
                            OK if error is None else "error", http.redact(reason), answer.elapsed(), time.time()))
         if error is not None and isinstance(error, FATAL):
             self.stop_reason = self.stop_reason or http.redact(describe(error))
-        self._end(position, value, None if error is None else http.redact(reason))
+        return value, None if error is None else http.redact(reason), False
 
     async def _ask(self, messages: list[dict[str, str]]) -> tuple[Answer, Any, BaseException | None, int]:
         """Send one item, with retries: (answer, value, the last error or None, tries)."""
@@ -235,6 +259,7 @@ class BatchJob:
             self.requests += 1
             try:
                 await stream(self.plan.request(messages), answer.feed)
+                answer.settle()  # the end of the text: what was held back as maybe a <think> tag
                 if not answer.text:
                     raise ProviderError(f"{answer.provider or self.plan.provider.name} answered nothing")
                 value = self.plan.value(answer.text)
