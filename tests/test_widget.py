@@ -1,8 +1,12 @@
 """The chat panel, driven in-process: ``Button.click()`` and widget state against the
 local protocol server, inside pytest's running asyncio loop (like a kernel's).
 
-Nothing here sleeps to synchronise: tests await the exchange's task, or an
-event set by a trait observer, each with a timeout.
+Nothing here sleeps to synchronise: tests await the exchange's run, or an
+event set by a trait observer, each with a generous timeout; a state that only
+lasts a moment ("waiting", "still streaming") is held there by a stall of the
+protocol server or a :class:`~fakes.Gate` of the scripted provider until the
+test has seen it.  No assertion depends on the machine's speed (the one bound
+that reads the clock, the update rate's, only loosens on a slow machine).
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ from ipyg4f.chat import Chat
 from ipyg4f.config import ChatConfig
 from ipyg4f.providers import AsyncGeneratorProvider, FinishReason, provider_names, register, unregister
 from ipyg4f.panel import ChatPanel
+from ipyg4f.runner import Answer
 
-TIMEOUT = 10.0
+from fakes import Gate, ScriptedProvider
+
+#: a "must not hang" guard, generous: the suite runs beside CPU hogs
+TIMEOUT = 30.0
 
 
 class Front:
@@ -38,6 +46,7 @@ class Front:
         self.ops: list[dict] = []
         self.states: list[str] = []  # every distinct (status|html) of the newest turn, as in the browser test
         self.bytes = 0
+        self.box = ""  # the prompt box's text (as typed: synced to the kernel or not)
         self.ready = False
         self.changed = threading.Condition()
         send = view._send
@@ -55,7 +64,11 @@ class Front:
         with self.changed:
             self.ops.append(msg)
             op = msg["op"]
-            if op == "reset":
+            if op == "sent":  # as panel.js does: empty the box if it still holds what was sent, and sync it
+                if self.box.startswith(msg["prompt"]):
+                    self.box = self.box[len(msg["prompt"]):]
+                    self.view.set_state({"prompt": self.box})
+            elif op == "reset":
                 if msg.get("view") and msg["view"] != self.name:
                     return
                 self.ready = True
@@ -102,7 +115,7 @@ class Front:
     def wait_for(self, predicate, timeout=TIMEOUT):
         """Block until ``predicate(self)`` holds (the change may come from any thread)."""
         with self.changed:
-            assert self.changed.wait_for(lambda: predicate(self), timeout), "the view never got there"
+            assert self.changed.wait_for(lambda: predicate(self), timeout), f"the view never got there: {self.states[-3:]}"
 
     async def until(self, predicate, timeout=TIMEOUT):
         await asyncio.to_thread(self.wait_for, predicate, timeout)
@@ -166,10 +179,36 @@ async def ended(*exchanges, timeout=TIMEOUT):
 
 
 def ask(panel, prompt):
-    """What the front end does on Send (or Ctrl+Enter): the prompt box's text, then the event."""
+    """What the front end does on Send (or Ctrl+Enter): the prompt box's text, then the event.
+    Returns the exchange that Send started (None when nothing was sent), taken from the send itself:
+    ``panel.current`` may already be None again when a fast answer has ended."""
+    before = len(panel.exchanges)
     panel.view.set_state({"prompt": prompt})
+    panel.front.box = prompt
     panel.view._handle_custom_msg({"event": "send", "prompt": prompt}, [])
-    return panel.current
+    return panel.exchanges[-1] if len(panel.exchanges) > before else None
+
+
+def hold_answers(protocol_server):
+    """Chat answers wait before their first byte until ``protocol_server.release_stall()``."""
+    protocol_server.fault, protocol_server.fault_after = "stall", 0
+    protocol_server.fault_path = "/v1/chat/completions"  # the model list still answers
+
+
+async def let_go(protocol_server, n=1):
+    """Wait until ``n`` answers are held by the server, then let them go on."""
+    assert await asyncio.to_thread(protocol_server.wait_stalled, n, TIMEOUT)
+    protocol_server.fault = None
+    protocol_server.release_stall()
+
+
+@pytest.fixture
+def scripted():
+    ScriptedProvider.reset()
+    register(ScriptedProvider, "Scripted")
+    yield ScriptedProvider
+    unregister("Scripted")
+    ScriptedProvider.reset()
 
 
 def press_stop(panel):
@@ -285,7 +324,7 @@ async def test_chat_use_is_reflected_in_the_panel(panel, chat, capsys):
 
 async def test_send_streams_into_the_transcript_and_ends_as_rendered_markdown(panel, protocol_server, chat):
     protocol_server.chunks = ["# Title\n\n", "Some ", "**bold** ", "text ", "and ", "`code`", "."]
-    protocol_server.chunk_delay = 0.08
+    hold_answers(protocol_server)
     panel.system.value = "Be brief."
     panel.use_temperature.value = True
     panel.temperature.value = 0.3
@@ -295,11 +334,8 @@ async def test_send_streams_into_the_transcript_and_ends_as_rendered_markdown(pa
     assert panel.view.prompt == ""
     front = panel.front
     assert front.turn()["prompt"] == "Say something" and front.turn()["status"] == "waiting"
+    await let_go(protocol_server)
     await ended(exchange)
-
-    partial = [v for v in front.states if v.startswith("streaming|")]
-    assert len(partial) >= 3, partial  # the answer grew in front of the user
-    assert any("ipyg4f-cursor" in v for v in partial)
     turn = front.turn()
     final = front.html()
     assert turn["status"] == "ok" and turn["label"] == "OpenAI (gpt-4o-mini)"
@@ -315,17 +351,69 @@ async def test_send_streams_into_the_transcript_and_ends_as_rendered_markdown(pa
     assert body["temperature"] == pytest.approx(0.3) and body["model"] == "gpt-4o-mini"
 
 
+async def test_the_answer_grows_in_front_of_the_user(make_panel, scripted):
+    """Each piece is on the view before the next is let through: the stream is seen, not just its end."""
+    gates = [Gate() for _ in range(3)]
+    scripted.enqueue(["# Title\n\n", "Some ", gates[0], "**bold** ", gates[1], "text ", gates[2], "`code`.",
+                      FinishReason("stop")])
+    panel = make_panel()
+    panel.provider.value = "Scripted"
+    exchange = ask(panel, "grow")
+    front = panel.front
+    for seen, gate in zip(["Some", "bold", "text"], gates):
+        await front.until(lambda f: seen in f.html())
+        assert front.turn()["status"] == "streaming" and "ipyg4f-cursor" in front.html()
+        gate.open.set()
+    await ended(exchange)
+    partial = [v for v in front.states if v.startswith("streaming|")]
+    assert len(partial) >= 3, partial
+    assert front.turn()["status"] == "ok" and "<code>code</code>" in front.html()
+    assert "ipyg4f-cursor" not in front.html()
+
+
 async def test_ctrl_enter_sends_what_the_prompt_box_holds(panel, protocol_server):
     """The front end's Ctrl+Enter sends the box's text with the event (even if its last keystrokes
-    had not been synced yet); a refused send keeps it."""
+    had not been synced yet); the kernel says what it sent and the box is emptied through the prompt
+    trait; a refused send keeps the box as it is."""
+    hold_answers(protocol_server)  # the first answer is still on its way when the second send comes
     panel.view.set_state({"prompt": "half typ"})
-    panel.view._handle_custom_msg({"event": "send", "prompt": "half typed, then Ctrl+Enter"}, [])
-    exchange = panel.current
+    exchange = ask_raw(panel, "half typed, then Ctrl+Enter")
     assert exchange is not None and exchange.prompt == "half typed, then Ctrl+Enter"
+    assert [op["prompt"] for op in panel.front.ops if op["op"] == "sent"] == ["half typed, then Ctrl+Enter"]
     assert panel.view.prompt == ""
-    panel.view._handle_custom_msg({"event": "send", "prompt": "too early"}, [])  # still streaming
+    panel.view.set_state({"prompt": "too early"})
+    assert ask_raw(panel, "too early") is None  # still streaming
     assert "still streaming" in status_text(panel) and panel.view.prompt == "too early"
+    assert len([op for op in panel.front.ops if op["op"] == "sent"]) == 1
+    await let_go(protocol_server)
     await ended(exchange)
+    assert [r.json["messages"][-1]["content"] for r in protocol_server.requests
+            if r.path == "/v1/chat/completions"] == ["half typed, then Ctrl+Enter"]
+
+
+def ask_raw(panel, prompt):
+    """Only the send event (the box's sync is the test's business)."""
+    before = len(panel.exchanges)
+    panel.front.box = prompt
+    panel.view._handle_custom_msg({"event": "send", "prompt": prompt}, [])
+    return panel.exchanges[-1] if len(panel.exchanges) > before else None
+
+
+async def test_three_sends_after_provider_changes_send_exactly_what_was_typed(make_panel, scripted, chat):
+    """The issue's sequence, in-process (the browser test has the real front end's timing): change
+    the provider, Ctrl+Enter, three times; each send is what was typed and empties the box."""
+    panel = make_panel()
+    prompts = ["What is a quartile?", "And a decile?", "And a percentile?"]
+    for prompt in prompts:
+        scripted.enqueue([f"About {prompt}", FinishReason("stop")])
+        panel.provider.value = "Pizzagpt"
+        panel.provider.value = "Scripted"
+        panel.view.set_state({"prompt": prompt[:5]})  # the keystrokes synced so far
+        exchange = ask_raw(panel, prompt)
+        assert exchange is not None and exchange.prompt == prompt
+        assert panel.view.prompt == ""
+        await ended(exchange)
+    assert [r["messages"][-1]["content"] for r in scripted.requests] == prompts
 
 
 async def test_streaming_sends_each_part_of_a_long_answer_about_once(panel, protocol_server, chat):
@@ -416,13 +504,15 @@ def test_the_answer_keeps_streaming_while_the_kernel_thread_is_busy(chat, protoc
     """Send returns at once; the answer then grows while this thread never returns to any loop
     (as in a kernel running a long cell: ``time.sleep(20)``, a training loop)."""
     protocol_server.chunks = [f"piece{i} " for i in range(6)]
-    protocol_server.chunk_delay = 0.05
+    hold_answers(protocol_server)
     panel = ChatPanel(chat=chat)
     try:
-        front = Front(panel.view)
-        started = time.monotonic()
-        ask(panel, "take your time")
-        assert time.monotonic() - started < 0.2
+        panel.front = front = Front(panel.view)
+        exchange = ask(panel, "take your time")
+        # Send returned while the server had not sent a byte: it did not wait for the answer
+        assert protocol_server.wait_stalled(1, TIMEOUT) and exchange.status == "waiting"
+        protocol_server.fault = None
+        protocol_server.release_stall()
         front.wait_for(lambda f: "piece5" in f.html())  # this thread is blocked here; the panel streams
         assert panel.wait(TIMEOUT) and panel.current is None
     finally:
@@ -436,19 +526,23 @@ async def test_stop_cancels_quickly_and_keeps_the_partial_answer(panel, protocol
     exchange = ask(panel, "a slow one")
     front = panel.front
     await front.until(lambda f: "third" in f.html())
-    await asyncio.to_thread(protocol_server.wait_stalled, 1, TIMEOUT)
-    started = time.monotonic()
+    assert await asyncio.to_thread(protocol_server.wait_stalled, 1, TIMEOUT)
     press_stop(panel)
-    await ended(exchange)
-    assert time.monotonic() - started < 1.0
-    assert exchange.answer.status == "interrupted"
+    await ended(exchange)  # while the server still holds the stream: Stop ended it
+    assert protocol_server.stalls == 1 and exchange.answer.status == "interrupted"
     assert exchange.answer.text == "first second third "
     assert front.turn()["status"] == "interrupted"
-    assert "stopped" in front.html() and "partial answer kept" in front.html()  # said once, under the answer
+    assert "stopped; partial answer kept" in front.html()  # said once, under the answer
+    assert "interrupt" not in front.html()  # Stop was pressed: no interrupt happened
     assert "stopped after" in status_text(panel) and "partial answer kept" not in status_text(panel)
     assert not panel.view.busy
     [stored] = chat.store.exchanges(chat.notebook, "default")
     assert (stored.status, stored.answer) == ("interrupted", "first second third ")
+    reread = ChatPanel(chat=chat)  # read back from history: worded the same
+    try:
+        assert "stopped; partial answer kept" in reread.view.turns[stored.cell_id].after
+    finally:
+        reread.close()
 
 
 @pytest.mark.parametrize("fault, words", [
@@ -529,6 +623,84 @@ async def test_history_is_shared_with_the_magic(make_panel, protocol_server, cha
     assert {"role": "assistant", "content": "Then 5."} in request.messages
 
 
+def cell_answer(text, provider="OpenAI", model="gpt-4o-mini"):
+    answer = Answer(provider, model)
+    answer.feed(text)
+    answer.end("ok")
+    return answer
+
+
+async def test_chat_cells_of_the_panels_thread_appear_in_the_panel(make_panel, protocol_server, chat):
+    """A %%chat cell run after the panel is shown is in its transcript; a re-run replaces it there;
+    the panel shows exactly the exchanges history has for its thread, in history's order."""
+    panel = make_panel()
+    front = panel.front
+    await ended(ask(panel, "from the panel"))
+    # what the %%chat cell does once its answer has ended (ipyg4f.commands): Chat.record
+    assert chat.record("What is a quartile?", cell_answer("A **quarter** of the data."), cell_id="cell-1") == ""
+    assert [front.turn(i)["prompt"] for i in front.order] == ["from the panel", "What is a quartile?"]
+    assert "<strong>quarter</strong>" in front.html()
+    chat.record("elsewhere", cell_answer("not here"), cell_id="cell-2", thread="other")
+    assert len(front.order) == 2  # another thread's cell: not this panel's
+
+    chat.record("What is a decile?", cell_answer("A tenth."), cell_id="cell-1")  # the cell re-run
+    stored = chat.store.exchanges(chat.notebook, "default")
+    assert [front.turn(i)["prompt"] for i in front.order] == [e.prompt for e in stored]
+    assert "What is a quartile?" not in [front.turn(i)["prompt"] for i in front.order]
+    assert "A tenth." in front.html(stored[-1].cell_id if stored[-1].cell_id == "cell-1" else "cell-1")
+    assert "quarter" not in "".join(front.html(i) for i in front.order)
+
+    second = Front(panel.view, "reloaded")  # a reloaded view gets the same
+    assert second.order == front.order
+
+    panel.close()  # a closed panel no longer listens
+    assert panel._on_record not in chat.on_record
+    chat.record("after close", cell_answer("x"), cell_id="cell-3")
+    assert "after close" not in [front.turn(i)["prompt"] for i in front.order]
+
+
+async def test_a_cell_recorded_while_the_panel_streams_keeps_the_stream(make_panel, scripted, chat):
+    gate = Gate()
+    scripted.enqueue(["streaming ", gate, "on.", FinishReason("stop")])
+    panel = make_panel()
+    panel.provider.value = "Scripted"
+    exchange = ask(panel, "the panel's")
+    front = panel.front
+    await front.until(lambda f: "streaming" in f.html())
+    chat.record("a cell's", cell_answer("cell answer"), cell_id="cell-1")
+    assert [front.turn(i)["prompt"] for i in front.order] == ["a cell's", "the panel's"]
+    assert front.turn()["status"] == "streaming"
+    gate.open.set()
+    await ended(exchange)
+    assert "streaming on." in front.html() and front.turn()["status"] == "ok"
+    stored = chat.store.exchanges(chat.notebook, "default")
+    assert [e.prompt for e in stored] == [front.turn(i)["prompt"] for i in front.order]
+
+
+async def test_join_returns_once_the_model_list_is_shown(make_panel, protocol_server, monkeypatch):
+    """``wait()``/``join()`` wait until a fetched model list has been applied, not only fetched:
+    ``Future.set_result`` wakes waiters before it runs the callback that applies it."""
+    from ipyg4f.panel import choice
+
+    protocol_server.models = ["gpt-4o-mini", "served-a"]
+    applying, go_on = threading.Event(), threading.Event()
+    set_models = choice.ProviderChoice._set_models
+
+    def held(self, models, prefer):
+        if "served-a" in models:  # the fetched list (not the provider's own, shown at once)
+            applying.set()
+            assert go_on.wait(TIMEOUT)
+        return set_models(self, models, prefer)
+
+    monkeypatch.setattr(choice.ProviderChoice, "_set_models", held)
+    panel = make_panel()
+    assert await asyncio.to_thread(applying.wait, TIMEOUT)  # fetched, being applied
+    assert not panel.wait(0)  # not over: the options are not set yet
+    go_on.set()
+    await panel.join(timeout=TIMEOUT)
+    assert [v for _, v in panel.model.options] == ["gpt-4o-mini", "served-a"]
+
+
 async def test_threads_can_be_switched_and_reset(make_panel, protocol_server, chat):
     chat.store.record(chat.notebook, "work", "cell-9", "work question", "work answer")
     panel = make_panel()
@@ -598,20 +770,24 @@ async def test_an_xss_answer_is_sanitised_while_streaming_and_at_the_end(panel, 
 # --- two panels at once ---------------------------------------------------------------------
 
 class Echo(AsyncGeneratorProvider):
-    """Echoes the prompt word by word, paced, so two streams overlap."""
+    """Echoes the prompt word by word; after the first word it waits for ``hold`` (set by the test once
+    both streams are seen streaming), so two streams overlap."""
 
     supports_stream = True
+    hold = threading.Event()
 
     @classmethod
     async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
-        for word in messages[-1]["content"].split():
-            await asyncio.sleep(0.02)
+        for i, word in enumerate(messages[-1]["content"].split()):
             yield word + " "
+            while i == 0 and not cls.hold.is_set():
+                await asyncio.sleep(0.005)  # polls an event set by another thread
         yield FinishReason("stop")
 
 
 @pytest.fixture
 def echo():
+    Echo.hold.clear()
     register(Echo, "Echo")
     yield Echo
     unregister("Echo")
@@ -619,14 +795,21 @@ def echo():
 
 async def test_two_panels_stream_at_once_without_mixing(make_panel, echo, chat):
     one, two = make_panel(), make_panel()
+    sent = []
     for panel, word in ((one, "apple"), (two, "pear")):
         panel.provider.value = "Echo"
-        ask(panel, " ".join([word] * 12))
-    a, b = one.current, two.current
-    await one.front.until(lambda f: a.status == "streaming" and b.status == "streaming")
+        sent.append(ask(panel, " ".join([word] * 12)))
+    a, b = sent
+    await one.front.until(lambda f: "apple" in f.html())
+    await two.front.until(lambda f: "pear" in f.html())
+    assert a.status == "streaming" and b.status == "streaming"  # both at once: held after a word
+    echo.hold.set()
     await ended(a, b)
     assert a.answer.text.split() == ["apple"] * 12 and b.answer.text.split() == ["pear"] * 12
-    assert "pear" not in one.front.html() and "apple" not in two.front.html()
+    assert "pear" not in one.front.html(a.cell_id) and "apple" not in two.front.html(b.cell_id)
+    # the same thread: each panel ends showing both exchanges, as history has them
+    stored = [e.cell_id for e in chat.store.exchanges(chat.notebook, "default")]
+    assert one.front.order == two.front.order == stored
     assert {e.prompt for e in chat.store.exchanges(chat.notebook, "default")} == {
         " ".join(["apple"] * 12), " ".join(["pear"] * 12)}
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import threading
+import time
 import uuid
 from typing import Any, Iterator
 
@@ -35,10 +37,13 @@ from ..http import redact
 from ..render import outcome
 from ..template import user_namespace
 from .choice import DEFAULT_MODEL, ProviderChoice
-from .exchange import Exchange, final_turn, stored_answer
+from .exchange import Exchange, final_turn, panel_outcome, stored_answer
 from .view import ChatView
 
 __all__ = ["ChatPanel", "ChatView", "Exchange"]
+
+#: the history cell id of a panel's exchange: this prefix and a uuid per Send
+CELL_PREFIX = "panel-"
 
 
 class ChatPanel(ProviderChoice, widgets.VBox):
@@ -48,10 +53,11 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self.chat = chat = chat if chat is not None else get_chat()
         self.exchanges: list[Exchange] = []
         self.current: Exchange | None = None
-        self._fetches: set[concurrent.futures.Future] = set()
+        self._fetches: dict[concurrent.futures.Future, concurrent.futures.Future] = {}
+        self._fetch_lock = threading.Lock()
         self._syncing = 0
         self._models_generation = 0
-        self._infos = {info.name: info for info in registry.list_providers()}
+        self._infos = self._read_providers()
         config = chat.config
 
         self.provider = widgets.Dropdown(description="Provider", options=self._provider_options(),
@@ -77,7 +83,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self.reset = widgets.Button(description="Reset thread", icon="eraser",
                                     tooltip="archive this thread's exchanges (like %chat reset)")
         #: the transcript, the prompt box, Send/Stop and the status line
-        self.view = ChatView(on_send=lambda: self.submit(), on_stop=lambda: self.cancel(),
+        self.view = ChatView(on_send=self.submit, on_stop=lambda: self.cancel(),
                              layout=widgets.Layout(width="100%"))
 
         self.provider.observe(self._on_provider, "value")
@@ -103,6 +109,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         with self._programmatic():
             self.provider.value = self._canonical(chat.provider_setting())
         self.refresh_models(prefer=config.model)
+        chat.on_record.append(self._on_record)  # %%chat cells of this thread appear here too
         self._load_transcript()
         self._show_status(f"ready — {self._choice_label()}", "info")
 
@@ -147,7 +154,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
 
     def _on_refresh(self, _: Any) -> None:
         """Look at the providers again (a key may have been set since) and fetch the models."""
-        self._infos = {info.name: info for info in registry.list_providers()}
+        self._infos = self._read_providers()
         self._canonical(self.provider.value)
         self._show_status(f"providers re-read — {self._choice_label()}", "info")
         self.refresh_models()
@@ -190,16 +197,19 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         return self.current is not None
 
     def submit(self, prompt: str | None = None) -> Exchange | None:
-        """Send ``prompt`` (default: the prompt box); the answer streams in as a task. What Send does."""
+        """Send ``prompt`` (default: the prompt box's text, which is then emptied); the answer streams
+        in as a task.  What Send does.  Returns the exchange, or None when nothing was sent (the reason
+        is in the status line)."""
         if self.current is not None:
             self._show_status("an answer is still streaming: wait, or Stop it", "warn")
             return None
+        from_box = prompt is None
         prompt = (self.view.prompt if prompt is None else prompt).strip()
         if not prompt:
             self._show_status("write a prompt first", "warn")
             return None
         temperature = self.temperature.value if self.use_temperature.value else None
-        cell_id = f"panel-{uuid.uuid4().hex}"
+        cell_id = f"{CELL_PREFIX}{uuid.uuid4().hex}"
         thread = self.thread_name
         try:
             attachments = self._attachments()  # evaluated now, like --with: the data may have changed
@@ -220,7 +230,8 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self.exchanges.append(exchange)
         self.current = exchange
         self.view.add(exchange.turn)
-        self.view.prompt = ""
+        if from_box:
+            self.view.prompt = ""
         self.view.busy = True
         exchange.begin(lambda answer: self.chat.record(prompt, answer, cell_id=cell_id, thread=thread, context=sent))
         return exchange
@@ -247,6 +258,15 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         if exchange.thread not in self.thread.options:
             self.thread.options = self._thread_options(self.thread_name)
 
+    def _on_record(self, thread: str, cell_id: str) -> None:
+        """An exchange was stored (a ``%%chat`` cell, another panel): show the thread as history has it.
+        This panel's own exchanges are already shown, ended, by their own thread."""
+        if self._closed or thread != self.thread_name:
+            return
+        if any(ex.cell_id == cell_id for ex in self.exchanges):
+            return
+        self._load_transcript()
+
     def _load_transcript(self) -> None:
         """Show the thread's earlier exchanges (``%%chat`` cells' included), read-only."""
         try:
@@ -261,7 +281,8 @@ class ChatPanel(ProviderChoice, widgets.VBox):
                 turns.append(live.pop(ex.cell_id).turn)
             else:
                 answer = stored_answer(ex)
-                turns.append(final_turn(ex.cell_id, ex.prompt, answer, outcome(answer)))
+                result = panel_outcome(answer) if ex.cell_id.startswith(CELL_PREFIX) else outcome(answer)
+                turns.append(final_turn(ex.cell_id, ex.prompt, answer, result))
         if self.current is not None and self.current.cell_id in live:  # streaming: not in history yet
             turns.append(self.current.turn)
         self.view.reset(turns)
@@ -271,15 +292,16 @@ class ChatPanel(ProviderChoice, widgets.VBox):
 
     # -- waiting ------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until every answer and model fetch of this panel has ended; False on timeout."""
-        import time
-
+        """Block until every answer and model fetch of this panel has ended and been shown (the model
+        list's options and status line set); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         left = lambda: None if deadline is None else max(0.0, deadline - time.monotonic())  # noqa: E731
         for exchange in list(self.exchanges):
             if not exchange.wait(left()):
                 return False
-        done, pending = concurrent.futures.wait(list(self._fetches), timeout=left())
+        with self._fetch_lock:
+            fetches = list(self._fetches)
+        done, pending = concurrent.futures.wait(fetches, timeout=left())
         return not pending
 
     async def join(self, timeout: float | None = None) -> None:
@@ -295,7 +317,11 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         config = self.chat.config
         config.unobserve(self._on_config_provider, "provider")
         config.unobserve(self._on_config_model, "model")
-        for future in list(self._fetches):
+        with contextlib.suppress(ValueError):
+            self.chat.on_record.remove(self._on_record)
+        with self._fetch_lock:
+            fetches = list(self._fetches.values())
+        for future in fetches:
             future.cancel()
         for ex in self.exchanges:
             ex.stop()

@@ -9,6 +9,7 @@ from typing import Any
 from .. import providers as registry
 from ..errors import describe
 from ..http import redact
+from ..providers.setup import infos
 from ..runner import LoopThread
 
 #: longest wait for a provider's model list
@@ -37,7 +38,22 @@ def resolved(cls: Any, model: str) -> str:
 
 
 class ProviderChoice:
-    """Mixed into :class:`~ipyg4f.panel.ChatPanel`: ``self.provider``/``self.model`` dropdowns, ``self._infos``."""
+    """Mixed into :class:`~ipyg4f.panel.ChatPanel`: ``self.provider``/``self.model`` dropdowns, ``self._infos``.
+
+    ``self._fetches`` maps each model-list fetch still to be applied (a future resolved once its result
+    is shown) to the fetch itself; ``self._fetch_lock`` guards it (the fetches end on the loop thread).
+    """
+
+    def _read_providers(self) -> dict[str, registry.ProviderInfo]:
+        """Every provider as this shell configures it: the same "set up" as ``%chat providers`` says."""
+        return {info.name: info for info in infos(self.chat.config.provider_options)}
+
+    def _setup(self) -> Any:
+        """The chosen provider as configured (``provider_options``, environment), or None."""
+        try:
+            return self.chat.setup(self.provider.value)
+        except Exception:
+            return None
 
     def _provider_options(self) -> list[tuple[str, str]]:
         return [(_provider_label(info), name) for name, info in self._infos.items()]
@@ -49,7 +65,7 @@ class ProviderChoice:
                 name = known
                 break
         else:
-            self._infos[name] = registry.describe(name)
+            self._infos[name] = infos(self.chat.config.provider_options, [name])[0]
         if list(self._provider_options()) != list(self.provider.options):
             with self._programmatic():
                 value = self.provider.value
@@ -101,21 +117,30 @@ class ProviderChoice:
         self._set_models(static, prefer)
         if info is not None and info.error:
             self._show_status(f"{self.provider.value} cannot be loaded: {redact(info.error)}", "error")
-        if cls is None or static or not cls.lists_models_remotely() or not cls.is_available():
+        setup = self._setup() if cls is not None else None
+        if setup is None or static or not cls.lists_models_remotely() or not setup.configured:
             return None  # a fixed list, or not set up (no key, no base URL): asking would only fail
         name = self.provider.value
-        future = LoopThread.get().submit(asyncio.wait_for(cls.list_models(), MODELS_TIMEOUT))
+        fetch = LoopThread.get().submit(asyncio.wait_for(setup.list_models(), MODELS_TIMEOUT))
+        #: resolved once the result is applied: Future.set_result wakes waiters *before* it runs the
+        #: done-callbacks, so waiting on ``fetch`` itself would return before the options are set
+        applied: concurrent.futures.Future = concurrent.futures.Future()
 
         def done(fut: concurrent.futures.Future) -> None:
-            self._fetches.discard(fut)
-            if fut.cancelled() or generation != self._models_generation or self._closed:
-                return
-            exc = fut.exception()
-            if exc is not None:
-                self._show_status(f"could not list the models of {name}: {redact(describe(exc))}", "warn")
-            else:
-                self._set_models([str(m) for m in fut.result() or []], self.model.value)
+            try:
+                if fut.cancelled() or generation != self._models_generation or self._closed:
+                    return
+                exc = fut.exception()
+                if exc is not None:
+                    self._show_status(f"could not list the models of {name}: {redact(describe(exc))}", "warn")
+                else:
+                    self._set_models([str(m) for m in fut.result() or []], self.model.value)
+            finally:
+                with self._fetch_lock:
+                    self._fetches.pop(applied, None)
+                applied.set_result(None)
 
-        self._fetches.add(future)
-        future.add_done_callback(done)
-        return future
+        with self._fetch_lock:
+            self._fetches[applied] = fetch
+        fetch.add_done_callback(done)
+        return fetch

@@ -9,6 +9,7 @@ thread: the answer keeps streaming while the kernel runs other cells.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 from ..errors import ProviderError
@@ -33,6 +34,19 @@ def final_turn(id_: str, prompt: str, answer: Answer, result: Outcome, context: 
     after = line_html(note, result.tone, "ipyg4f-note") if note else ""
     after += line_html(footer(answer), "info", "ipyg4f-footer") if answer.ended is not None else ""
     return Turn(id_, prompt, label(answer.provider, answer.model), answer.status, context, body=body, after=after)
+
+
+#: how :func:`~ipyg4f.render.outcome.outcome` words an interruption (a cell's: Ctrl+C, the kernel's ■)
+INTERRUPTED = "stopped by interrupt"
+
+
+def panel_outcome(answer: Answer, extra: str = "") -> Outcome:
+    """:func:`~ipyg4f.render.outcome.outcome`, with an answer this panel interrupted worded as what
+    ended it: the Stop button (or closing the panel), not an interrupt."""
+    result = outcome(answer, extra)
+    if result.kind == "interrupted" and result.note.startswith(INTERRUPTED):
+        result = replace(result, note="stopped" + result.note[len(INTERRUPTED):])
+    return result
 
 
 def stored_answer(ex: Any) -> Answer:
@@ -112,7 +126,7 @@ class Exchange(StreamRenderer):
         """Start streaming on a thread of its own; ``record(answer)`` stores it and returns a note."""
         def then(answer: Answer) -> None:
             try:
-                self.finish(answer, outcome(answer, record(answer)))
+                self.finish(answer, panel_outcome(answer, record(answer)))
             finally:
                 self.on_done(self)
 

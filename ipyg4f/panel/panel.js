@@ -149,6 +149,10 @@ function render({ model, el }) {
   };
   const onMessage = (msg) => {
     if (!msg || typeof msg !== "object") return;
+    if (msg.op === "sent") {
+      emptyPrompt(msg.prompt);
+      return;
+    }
     if (msg.op === "reset") {
       if (msg.view && msg.view !== viewId) return; // another view's snapshot
       ready = true;
@@ -179,6 +183,26 @@ function render({ model, el }) {
   model.on("msg:custom", onMessage);
 
   // -- prompt, buttons, status --------------------------------------------------------------
+  // The box's text is synced to the kernel as it is typed (the "prompt" trait); a send carries the
+  // text itself, and the box is emptied only when the kernel says it sent it ({op: "sent"}), through
+  // the same trait.  Emptying it through the trait matters: ipywidgets holds back a state update
+  // while an earlier message is unanswered (after a dropdown change, or while the panel's own cell
+  // runs), so the last keystrokes' update can reach the kernel after the send; emptying the box
+  // locally and in the kernel, without a newer update of our own, let that late update and its echo
+  // put the text back, and the next prompt was typed after it ("What is a quartile?What is a quartile?").
+  const syncPrompt = () => {
+    const prompt = model.get("prompt") || "";
+    if (input.value !== prompt) input.value = prompt;
+  };
+  const savePrompt = () => {
+    model.set("prompt", input.value);
+    model.save_changes();
+  };
+  const emptyPrompt = (sent) => {
+    if (typeof sent !== "string" || !input.value.startsWith(sent)) return; // replaced meanwhile: keep it
+    input.value = input.value.slice(sent.length); // what was typed after the send stays
+    savePrompt();
+  };
   const sync = () => {
     const line = model.get("line") || {};
     statusText.textContent = line.text || "";
@@ -186,13 +210,9 @@ function render({ model, el }) {
     const busy = model.get("busy");
     send.disabled = busy;
     stop.disabled = !busy;
-    if (input.value !== model.get("prompt")) input.value = model.get("prompt");
   };
   const submit = () => model.send({ event: "send", prompt: input.value });
-  input.addEventListener("input", () => {
-    model.set("prompt", input.value);
-    model.save_changes();
-  });
+  input.addEventListener("input", savePrompt);
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
@@ -204,13 +224,16 @@ function render({ model, el }) {
   });
   send.addEventListener("click", submit);
   stop.addEventListener("click", () => model.send({ event: "stop" }));
-  for (const name of ["line", "busy", "prompt"]) model.on(`change:${name}`, sync);
+  for (const name of ["line", "busy"]) model.on(`change:${name}`, sync);
+  model.on("change:prompt", syncPrompt);
   sync();
+  syncPrompt();
   model.send({ event: "sync", view: viewId });
 
   return () => {
     model.off("msg:custom", onMessage);
-    for (const name of ["line", "busy", "prompt"]) model.off(`change:${name}`, sync);
+    for (const name of ["line", "busy"]) model.off(`change:${name}`, sync);
+    model.off("change:prompt", syncPrompt);
   };
 }
 

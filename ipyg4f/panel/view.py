@@ -16,12 +16,16 @@ kernel sends it changes as custom messages:
     the live end of that part (with the cursor), replacing the previous tail
 ``{op: "final", turn}``
     the ended exchange, replacing what streamed (the answer rendered whole)
+``{op: "sent", prompt}``
+    the kernel sent ``prompt`` (from a ``send`` event): each view empties its box if it still holds
+    that text, and syncs the empty box back like a keystroke
 ``{op: "reset", turns, view?}``
     the whole transcript: after a thread switch or reset (every view), or in
     answer to the ``{event: "sync", view}`` a new view sends when it appears
     (only that view), so a re-displayed or reloaded view shows everything.
 
-The front end sends ``{event: "send", prompt}``, ``{event: "stop"}`` and
+The front end syncs the prompt box's text as it is typed (the ``prompt`` trait) and sends
+``{event: "send", prompt}`` (the box's text, whether its last keystrokes were synced or not), ``{event: "stop"}`` and
 ``{event: "sync", view}``.  All HTML in these messages comes from
 :mod:`ipyg4f.render.html` (sanitised); the prompt and labels travel as text
 and are shown with ``textContent``.
@@ -86,7 +90,8 @@ class ChatView(anywidget.AnyWidget):
     line = traitlets.Dict({"text": "", "tone": "info"}).tag(sync=True)
     busy = traitlets.Bool(False).tag(sync=True)  #: an answer is streaming: Send off, Stop on
 
-    def __init__(self, on_send: Callable[[], Any] = lambda: None, on_stop: Callable[[], Any] = lambda: None,
+    def __init__(self, on_send: Callable[[str | None], Any] = lambda prompt: None,
+                 on_stop: Callable[[], Any] = lambda: None,
                  **kwargs: Any):
         super().__init__(**kwargs)
         self.on_send = on_send
@@ -106,9 +111,11 @@ class ChatView(anywidget.AnyWidget):
                 self.send({"op": "reset", "view": str(content.get("view", "")),
                            "turns": [t.message() for t in self.turns.values()]})
         elif event == "send":
-            if isinstance(content.get("prompt"), str):
-                self.prompt = content["prompt"]
-            self.on_send()
+            text = content.get("prompt")
+            if not isinstance(text, str):
+                self.on_send(None)  # the box's text as synced
+            elif self.on_send(text) is not None:  # not sent: the box keeps it, nothing to say
+                self.send({"op": "sent", "prompt": text})
         elif event == "stop":
             self.on_stop()
 
