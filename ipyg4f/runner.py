@@ -241,9 +241,8 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
         if not timed_out:
             raise
         task.uncancel()
-        name = request.provider_name
-        what = "stopped sending for" if answering else "did not answer within"
-        raise ProviderTimeoutError(f"{name} {what} {request.timeout:g} s", provider=name) from None
+        what = "stopped sending for" if answering else "did not answer within"  # the cell names the provider
+        raise ProviderTimeoutError(f"{what} {request.timeout:g} s", provider=request.provider_name) from None
     finally:
         if watchdog is not None:
             watchdog.cancel()

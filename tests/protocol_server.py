@@ -44,6 +44,7 @@ Settings (plain attributes, read when a request arrives; :meth:`reset` restores 
 ``fault_match``   only requests whose body contains this text meet the fault (``None``: all)
 ``fault_times``   only the next N requests that would meet the fault do (``None``: every one)
 ``retry_after``   the ``Retry-After`` header of the http429/http500 faults (``None``: none)
+``error_message`` the ``message`` of the OpenAI error object of a status fault (``None``: the usual)
 
 What ``POST /v1/chat/completions`` streams, like reasoning and other OpenAI-compatible
 servers (vLLM, llama.cpp, Ollama, DeepSeek) do; the JSON answer only follows ``finish_reason``:
@@ -167,6 +168,7 @@ _DEFAULTS: dict[str, Any] = {
     "fault_match": None,
     "fault_times": None,
     "retry_after": None,
+    "error_message": None,
 }
 
 
@@ -446,6 +448,8 @@ class ProtocolServer:
                 401: {"message": f"Incorrect API key provided: {sent}.", "type": "invalid_request_error",
                       "code": "invalid_api_key"},
             }[status]
+            if self.error_message is not None:
+                error["message"] = self.error_message
             headers = {"retry-after": str(self.retry_after)} if self.retry_after is not None else None
             return web.json_response({"error": error}, status=status, headers=headers)
         title = {500: "500 Internal Server Error", 404: "404 Not Found", 429: "429 Too Many Requests",

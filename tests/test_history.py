@@ -103,3 +103,52 @@ def test_a_file_another_process_holds_is_waited_for_never_moved_aside(tmp_path, 
     again = open_store(path, warn=warnings.append)
     assert [e.prompt for e in again.exchanges("nb", "t")] == ["kept"] and len(warnings) == 1
     again.close()
+
+
+def _saved_by_a_process_that_died(path, cell_id: str, text: str) -> None:
+    """A real process saves a streaming answer and ends without its final record (as a killed kernel)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ipyg4f.history import HistoryStore; s = HistoryStore(sys.argv[1]);"
+            f"s.save_partial('nb', 't', {cell_id!r}, 'question', {text!r}); import os; os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=120)
+
+
+def test_an_answer_saved_while_streaming_is_marked_until_its_final_record(tmp_path):
+    store = HistoryStore(tmp_path / "h.sqlite3")
+    store.record("nb", "t", "A", "before", "an earlier answer")
+    assert store.save_partial("nb", "t", "B", "question", "half of", model="m1")
+    [_, live] = store.exchanges("nb", "t")
+    assert (live.status, live.answer, live.model) == ("streaming", "half of", "m1")
+    assert [e.cell_id for e in store.context("nb", "t", "C")] == ["A"], "an answer still streaming is not context"
+    store.record("nb", "t", "B", "question", "half of it, then the end")  # the final write replaces it, in place
+    assert [(e.cell_id, e.status, e.answer) for e in store.exchanges("nb", "t")] == [
+        ("A", "ok", "an earlier answer"), ("B", "ok", "half of it, then the end")]
+    store.close()
+
+
+def test_an_answer_left_streaming_by_a_dead_process_reads_interrupted_and_partial(tmp_path):
+    from ipyg4f.history import DIED
+
+    path = tmp_path / "h.sqlite3"
+    _saved_by_a_process_that_died(path, "B", "the first half")
+    store = HistoryStore(path)
+    [ex] = store.exchanges("nb", "t")
+    assert (ex.status, ex.answer, ex.error, ex.partial) == ("interrupted", "the first half", DIED, True)
+    [context] = store.context("nb", "t", "C")
+    assert context.as_messages()[-1]["content"] == "the first half\n\n[incomplete answer: interrupted]"
+    store.close()
+    again = open_store(path)  # opening settles it in the file too (a backup reads the same)
+    again.close()
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT status, error, owner FROM exchange").fetchall() == [("interrupted", DIED, "")]
+    db.close()
+
+
+def test_a_complete_answer_is_sent_back_unmarked():
+    store = HistoryStore(":memory:")
+    store.record("nb", "t", "A", "q", "the whole answer")
+    assert store.context("nb", "t", "B")[0].as_messages()[-1]["content"] == "the whole answer"

@@ -468,7 +468,7 @@ def test_gpt4free_custom_provider_in_a_cell(kernel, server):
     assert final["data"]["text/plain"] == "Hello from gpt4free"  # no JSON of the events
     html = final["data"]["text/html"]
     assert 'class="ipyg4f-thinking"' in html and "Thinking first." in html and "ipyg4f-footer" in html
-    assert final["metadata"]["ipyg4f"]["provider"] == "Custom"  # g4f's own report of who answered
+    assert final["metadata"]["ipyg4f"]["provider"] == "g4f:Custom"  # its name here; g4f's report names the model
     assert kernel.ok("print(repr(g4f_answer))").stream().strip() == "'Hello from gpt4free'"
     kernel.ok("%chat use -p g4f.Provider.Custom -m test-model")
     server.chunks = ["again"]

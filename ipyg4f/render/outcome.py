@@ -41,7 +41,7 @@ def outcome(answer: Any, extra: str = "") -> Outcome:
         kind, tone, line = "interrupted", "warn", f"stopped by interrupt; {kept(answer)}"
     elif answer.status == "error":
         kind, tone = "failed", "error"
-        line = f"{answer.provider} failed: {redact(describe(answer.error))}; {kept(answer)}"
+        line = f"{answer.provider} failed: {reason(answer)}; {kept(answer)}"
     elif answer.finish_reason == "length":
         kind, tone = "cut", "warn"
         line = "the answer was cut at the token limit (raise it with --max-tokens N)"
@@ -61,10 +61,20 @@ def outcome(answer: Any, extra: str = "") -> Outcome:
     return Outcome(kind, note, tone)
 
 
+def reason(answer: Any) -> str:
+    """Why ``answer`` failed, in one line, without the provider's name in front (the caller says it):
+    never ``g4f:Custom failed: g4f:Custom failed: …``."""
+    text = redact(describe(answer.error))
+    for prefix in (f"{answer.provider} failed: ", f"{answer.provider}: "):
+        if answer.provider and text.startswith(prefix):
+            return text[len(prefix):]
+    return text
+
+
 def failure_lines(answer: Any) -> list[str]:
     """What a failed cell shows in red: the failure, a hint, what was kept."""
     exc = answer.error
-    lines = [f"✖ {answer.provider}: {redact(describe(exc))}"]
+    lines = [f"✖ {answer.provider}: {reason(answer)}"]
     hint = exc.hint if isinstance(exc, ProviderError) else ""
     if hint:
         lines.append(f"  try: {hint}")
@@ -107,7 +117,8 @@ def footer(answer: Any) -> str:
     """One line: who answered (and who failed first), time to first token, total time, tokens, speed."""
     who = answered_by(answer)
     if answer.failed_first:
-        who += f" after {len(answer.failed_first)} failed ({', '.join(f.split(':')[0] for f in answer.failed_first)})"
+        # each "name: reason in a word or two" (Fallback words them), the name whole: g4f:Custom, not g4f
+        who += f" after {len(answer.failed_first)} failed ({', '.join(answer.failed_first)})"
     parts = [who]
     if answer.first_token is not None:
         parts.append(f"first token {answer.first_token - answer.started:.1f} s")
