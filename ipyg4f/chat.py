@@ -19,6 +19,7 @@ from .errors import describe
 if TYPE_CHECKING:  # imported lazily: loading the extension stays cheap
     from .context.values import Attachment
     from .history import HistoryStore
+    from .providers.setup import Setup
     from .context.displayed import DisplayCapture
     from .runner import Answer, ChatRequest
 
@@ -57,6 +58,7 @@ class Chat:
         #: every warning printed so far (a cell's renderer clears the cell at its end and says them again)
         self.warnings: list[str] = []
         self.images: DisplayCapture | None = None  #: the images this shell displayed (``--image last``)
+        self._reported: set[str] = set()  #: set-up problems already printed (each is said once)
         #: called as ``listener(thread, cell_id)`` after an exchange is stored (the panel follows cells)
         self.on_record: list[Any] = []
 
@@ -93,28 +95,90 @@ class Chat:
     def provider_setting(self) -> str:
         return self.config.provider or default_provider()
 
+    def setup(self, provider: Any = None, model: str | None = None,
+              cell: dict[str, Any] | None = None) -> Setup:
+        """The provider as configured in this shell (:func:`~ipyg4f.providers.setup.resolve`): ``cell``
+        options > ``ChatConfig.provider_options`` > environment > class default.  Never touches the network;
+        a problem of ``provider_options`` is printed once."""
+        from .providers import get_provider
+        from .providers.fallback import Fallback
+        from .providers.setup import PROVIDER_SPECIFIC, SetupError, check_options, resolve
+
+        config = self.config
+        self.warn_once(check_options(config.provider_options))
+        cls = get_provider(provider or self.provider_setting())
+        if issubclass(cls, Fallback):
+            own = [k for k in PROVIDER_SPECIFIC if (cell or {}).get(k) or (k == "model" and model)]
+            if own:
+                flags = {"model": "-m", "base_url": "--base-url"}
+                raise SetupError(f"{', '.join(dict.fromkeys(flags.get(k, '--api-key-env') for k in own))} with "
+                                 "-p Fallback: each provider it tries has its own; set them in "
+                                 'ChatConfig.provider_options, e.g. {"g4f:Custom": {"base_url": "...", "model": "..."}}')
+        default_model = config.model if (not provider or str(provider).lower() == config.provider.lower()) else ""
+        defaults = {"temperature": config.temperature, **config.provider_settings(cls.name)}
+        return resolve(cls, model=model, default_model=default_model, cell=cell,
+                       provider_options=config.provider_options,
+                       defaults={k: v for k, v in defaults.items() if v is not None})
+
+    def warn_once(self, problems: list[str]) -> None:
+        for problem in problems:
+            if problem not in self._reported:
+                self._reported.add(problem)
+                self.warn(problem)
+
     def resolve(self, provider: str | None, model: str | None) -> tuple[Any, str]:
         """(provider, model) from options and defaults; raises on unknown ones. Never touches the network."""
-        from .providers import get_provider
+        setup = self.setup(provider, model)
+        return setup.provider, setup.model
 
-        cls = get_provider(provider or self.provider_setting())
-        if not model and (not provider or provider.lower() == (self.config.provider or "").lower()):
-            model = self.config.model
-        return cls, cls.get_model(model)
+    def fallback_setups(self, cell: dict[str, Any]) -> list[Any]:
+        """The providers Fallback tries (``cell["providers"]``, else ``ChatConfig.fallback``, else every
+        available one), each as configured alone (its ``provider_options`` included) with the cell's request options (``-t``, ``--max-tokens``...); one that cannot be resolved is left as its
+        name, and Fallback reports its failure in turn."""
+        from .providers.fallback import Fallback
+        from .providers.setup import PROVIDER_SPECIFIC
+
+        shared = {k: v for k, v in cell.items() if k not in PROVIDER_SPECIFIC and k != "providers"}
+        names = list(cell.get("providers") or self.config.fallback) or [p.name for p in Fallback.candidates()]
+        setups: list[Any] = []
+        for name in names:
+            try:
+                setups.append(self.setup(name, None, shared))
+            except Exception:  # unknown provider, bad model in provider_options: a failure of that provider
+                setups.append(name)
+        return setups
 
     def request(self, prompt: str, *, cell_id: str, provider: str | None = None, model: str | None = None,
                 system: str | None = None, thread: str | None = None, temperature: float | None = None,
                 proxy: str | None = None, timeout: float | None = None, extra: dict[str, Any] | None = None,
                 attachments: list[Attachment] | None = None) -> tuple[ChatRequest, list[str]]:
-        """The request, and one-line notes for the user (options the provider ignores).
+        """The request, and one-line notes for the user (options the provider ignores, set-up problems).
 
+        ``extra``: more cell options (``max_tokens``, ``base_url``, ``api_key_env`` or ``api_key``...).
         ``attachments`` go in the user's message, before the prompt (:func:`~ipyg4f.context.values.user_content`).
         """
         from .context.values import user_content
+        from .providers.fallback import Fallback
         from .runner import ChatRequest
 
-        cls, model = self.resolve(provider, model)
-        messages: list[dict[str, str]] = []
+        cell = {"temperature": temperature, **(extra or {})}
+        cell = {k: v for k, v in cell.items() if v is not None}
+        setup = self.setup(provider, model, cell)
+        cls = setup.provider
+        timeout = timeout or self.config.timeout
+        kwargs: dict[str, Any] = {"timeout": timeout, **setup.kwargs()}
+        notes = list(setup.problems)
+        if issubclass(cls, Fallback):
+            kwargs = {"timeout": timeout, "providers": self.fallback_setups(cell)}
+            for member in kwargs["providers"]:
+                notes.extend(p for p in getattr(member, "problems", ()) if p not in notes)
+        else:
+            given = {"proxy": proxy, **cell}
+            given.setdefault("api_key", given.pop("api_key_env", None))  # the flag of both is --api-key-env
+            ignored = setup.ignored(given)
+            if ignored:
+                notes.insert(0, f"{cls.name} ignores {', '.join(ignored)}")
+        messages: list[dict[str, Any]] = []
         system = system if system is not None else self.config.system
         if system:
             messages.append({"role": "system", "content": system})
@@ -122,42 +186,8 @@ class Chat:
                                      limit=self.config.max_context):
             messages.extend(ex.as_messages())
         messages.append({"role": "user", "content": user_content(prompt, attachments or [])})
-        timeout = timeout or self.config.timeout
-        kwargs: dict[str, Any] = {"timeout": timeout}
-        from .providers.fallback import Fallback
-
-        if self.config.fallback and issubclass(cls, Fallback):
-            kwargs["providers"] = list(self.config.fallback)
-        given = {"temperature": temperature, "proxy": proxy, **(extra or {})}
-        ignored = cls.ignored_options(given)
-        notes = [f"{cls.name} ignores {', '.join(ignored)}"] if ignored else []
-        defaults, problems = self.provider_defaults(cls.name)
-        notes.extend(problems)
-        temperature = temperature if temperature is not None else self.config.temperature
-        if temperature is not None:
-            kwargs["temperature"] = temperature
-        kwargs.update(self.config.provider_settings(cls.name))
-        kwargs.update(defaults)
-        kwargs.update({k: v for k, v in (extra or {}).items() if v is not None})
-        return ChatRequest(cls, model, messages, proxy or self.config.resolved_proxy(), kwargs, timeout), notes
-
-    def provider_defaults(self, name: str) -> tuple[dict[str, Any], list[str]]:
-        """``ChatConfig.provider_options`` of provider ``name``, the key read from its variable; and problems."""
-        from .http import register_secret
-
-        options = next((v for k, v in self.config.provider_options.items() if k.lower() == name.lower()), None)
-        if not isinstance(options, dict):
-            return {}, []
-        out = {k: v for k, v in options.items() if k in ("base_url", "max_tokens", "temperature") and v is not None}
-        problems = []
-        if variable := options.get("api_key_env"):
-            key = os.environ.get(str(variable))
-            if key:
-                register_secret(key)
-                out["api_key"] = key
-            else:
-                problems.append(f"ChatConfig.provider_options: ${variable} (the key of {name}) is not set")
-        return out, problems
+        watched = None if cls.enforces_timeout else timeout  # one that enforces it itself is not watched twice
+        return ChatRequest(cls, setup.model, messages, proxy or self.config.resolved_proxy(), kwargs, watched), notes
 
     def record(self, prompt: str, answer: Answer, *, cell_id: str, thread: str | None = None,
                context: str = "") -> str:
@@ -185,6 +215,17 @@ class Chat:
             except Exception as exc:  # a listener's failure is not the exchange's
                 self.warn(f"could not show the exchange elsewhere: {redact(describe(exc))}")
         return ""
+
+    def saving(self, renderer: Any, prompt: str, *, cell_id: str, thread: str | None = None,
+               context: str = "") -> Any:
+        """``renderer``, also saving the answer to history while it streams (``streaming``, replaced by
+        :meth:`record`), so a kernel killed mid-answer keeps what had arrived."""
+        from .render.saving import SavingRenderer
+
+        thread = self.thread_name(thread)
+        return SavingRenderer(renderer, lambda answer: self.store.save_partial(
+            self.notebook, thread, cell_id, prompt, answer.text, provider=answer.provider, model=answer.model,
+            reasoning=answer.reasoning, context=context))
 
     def set_defaults(self, provider: str | None = None, model: str | None = None) -> None:
         """Make a provider/model the default of later cells (the panel observes these traits)."""

@@ -21,25 +21,26 @@ def in_kernel(shell: Any) -> bool:
 
 
 def _resolve_or_usage(chat: Chat, provider: str | None, model: str | None) -> tuple[Any, str]:
+    setup = _setup_or_usage(chat, provider, model)
+    return setup.provider, setup.model
+
+
+def _api_key_env(name: str | None) -> str | None:
+    """``--api-key-env NAME``, checked: the variable must hold a key (read by the set-up, never shown)."""
+    if name and not os.environ.get(name):
+        raise UsageError(f"--api-key-env {name}: that environment variable is not set")
+    return name or None
+
+
+def _setup_or_usage(chat: Chat, provider: str | None, model: str | None = None, cell: dict | None = None) -> Any:
+    """The provider as configured (:meth:`Chat.setup`); a user error is a UsageError."""
     from .http import redact
+    from .providers.setup import SetupError
 
     try:
-        return chat.resolve(provider, model)
-    except (UnknownProviderError, ModelNotFoundError) as exc:
+        return chat.setup(provider, model, cell)
+    except (UnknownProviderError, ModelNotFoundError, SetupError) as exc:
         raise UsageError(redact(exc.message)) from None
-
-
-def _api_key(name: str | None) -> str | None:
-    """The key in the environment variable ``name`` (never the key itself on the command line)."""
-    if not name:
-        return None
-    from .http import register_secret
-
-    key = os.environ.get(name)
-    if not key:
-        raise UsageError(f"--api-key-env {name}: that environment variable is not set")
-    register_secret(key)
-    return key
 
 
 def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
@@ -107,7 +108,7 @@ def run_map(chat: Chat, args: Any, cell: str) -> Any:
         raise UsageError(str(exc)) from None
     if isinstance(data, (str, bytes)):
         raise UsageError(f"--map {args.map_}: a string is not a list of items (wrap it in a list)")
-    options = {"base_url": args.base_url, "api_key": _api_key(args.api_key_env)}
+    options = {"base_url": args.base_url, "api_key_env": _api_key_env(args.api_key_env)}
     try:
         result = batch_map(cell if args.raw else cell.strip(), data, chat=chat, provider=args.provider,
                            model=args.model, system=args.system, temperature=args.temperature,
@@ -159,11 +160,12 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -
         raise UsageError(f"unknown format {fmt!r} (ChatConfig.format): use markdown, text or code")
     if args.max_tokens is not None and args.max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, not {args.max_tokens}")
-    cls, model = _resolve_or_usage(chat, args.provider, args.model)  # a user error changes nothing, not even --new
+    extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key_env": _api_key_env(args.api_key_env)}
+    setup = _setup_or_usage(chat, args.provider, args.model, extra)  # a user error changes nothing, not even --new
+    cls, model = setup.provider, setup.model
     if cls.name == "Local" and not args.dry_run:
         _pull_first(model)  # -m hf:OWNER/NAME[/FILE]: downloaded once, with a progress bar; on disk: nothing
     attachments = _attachments(chat, args, cls, model)  # evaluated on every run: the data may have changed
-    extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key": _api_key(args.api_key_env)}
     cell_id = chat.new_cell_id()
     warned = len(chat.warnings)  # what is said in this cell is said again in its final answer (the cell is cleared)
     dry_run = args.dry_run
@@ -183,7 +185,8 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -
                                           "thread": chat.thread_name(args.thread)}, attachments=attachments)
     else:
         renderer = TerminalRenderer(label, attachments=attachments)
-    run_blocking(request, answer, renderer)
+    run_blocking(request, answer, chat.saving(renderer, prompt, cell_id=cell_id, thread=args.thread,
+                                              context=context_block(attachments)))
     if answer.ignored and (args.debug or config.show_traceback):
         answer.notes.append("ignored: " + ", ".join(f"{k} x{n}" for k, n in answer.ignored.items()))
     recorded = chat.record(prompt, answer, cell_id=cell_id, thread=args.thread, context=context_block(attachments))
@@ -242,10 +245,22 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def _text_table(headers: list[str], rows: list[list[str]]) -> str:
+def _text_table(headers: list[str], rows: list[list[str]], width: int | None = None) -> str:
+    """Plain columns that fit ``width`` (the terminal's, 100 when unknown): the widest columns are
+    narrowed and their cells wrapped onto more lines."""
+    import shutil
+    import textwrap
+
+    width = width or shutil.get_terminal_size((100, 24)).columns
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*map(str, r)).rstrip() for r in [headers, *rows])
+    while sum(widths) + 2 * (len(widths) - 1) > width and max(widths) > 12:
+        widths[widths.index(max(widths))] -= 1
+    lines = []
+    for row in [headers, *rows]:
+        cells = [textwrap.wrap(str(c), w, break_on_hyphens=False) or [""] for c, w in zip(row, widths)]
+        for part in zip(*(c + [""] * (max(map(len, cells)) - len(c)) for c in cells)):
+            lines.append("  ".join(p.ljust(w) for p, w in zip(part, widths)).rstrip())
+    return "\n".join(lines)
 
 
 def _show_table(headers: list[str], rows: list[list[str]]) -> None:
@@ -255,20 +270,25 @@ def _show_table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def cmd_providers(chat: Chat, args: Any) -> None:
-    """The providers: set up or not (no network); with ``--check``, whether each one set up answers
-    (a connect to its address, all at once, bounded in time; ``-p NAME`` checks just that one)."""
+    """The providers as configured: set up or not (no network); with ``--check``, whether each one set up
+    answers where its set-up points (a connect to its address, all at once, bounded in time; ``-p NAME``
+    checks just that one, with the cell's ``--base-url``)."""
     from .http import reachable
-    from .providers import describe, list_providers
+    from .providers.setup import check_options, infos
 
     default = chat.provider_setting()
-    infos = ([describe(_resolve_or_usage(chat, args.provider, None)[0].name, probe=False)] if args.provider
-             else list_providers(probe=False))
+    chat.warn_once(check_options(chat.config.provider_options))
+    if args.provider:
+        cell = {"base_url": args.base_url, "api_key_env": _api_key_env(args.api_key_env)}
+        found = [_setup_or_usage(chat, args.provider, None, cell).info()]
+    else:
+        found = infos(chat.config.provider_options)
     reach: dict[str, str] = {}
     if args.check:
-        reach = reachable({i.name: i.endpoint for i in infos if i.configured and i.endpoint},
+        reach = reachable({i.name: i.endpoint for i in found if i.configured and i.endpoint},
                           timeout=min(chat.config.timeout, 3.0))
     rows = []
-    for info in infos:
+    for info in found:
         flags = [f for f, on in (("stream", info.supports_stream), ("system", info.supports_system_message),
                                  ("history", info.supports_message_history), ("key", info.needs_auth)) if on]
         state = "yes" if info.configured else ("not set up" if info.working else "no (marked not working)")
@@ -285,25 +305,33 @@ def cmd_providers(chat: Chat, args: Any) -> None:
 
 
 def cmd_models(chat: Chat, args: Any) -> None:
+    """The models of a provider, asked where its set-up points (``--base-url``, ``--api-key-env``,
+    ``provider_options``, environment), with its key."""
     import asyncio
 
     from .http import redact
     from .runner import LoopThread
 
-    cls, _ = _resolve_or_usage(chat, args.provider, None)
+    cell = {"base_url": args.base_url, "api_key_env": _api_key_env(args.api_key_env)}
+    setup = _setup_or_usage(chat, args.provider, None, cell)
+    cls = setup.provider
     if cls.name == "Local":
         return _local_models(chat, cls)
     models = cls.available_models()
     if not models and cls.lists_models_remotely():
         timeout = chat.config.timeout
-        future = LoopThread.get().submit(asyncio.wait_for(cls.list_models(), timeout))
+        future = LoopThread.get().submit(asyncio.wait_for(setup.list_models(), timeout))
+        where = f" at {setup.endpoint}" if setup.endpoint else ""
         try:
             models = future.result(timeout=timeout + 1)
         except Exception as exc:
             future.cancel()
             reason = f"no answer in {timeout:g} s" if isinstance(exc, TimeoutError) else redact(describe(exc))
-            raise ChatFailed([f"✖ {cls.name}: cannot list models: {reason}"]) from None
-    default = cls.default_model
+            lines = [f"✖ {cls.name}: cannot list models{where}: {reason}"]
+            if getattr(exc, "status", None) in (401, 403):
+                lines.append(f"  try: {setup.key_hint()}")
+            raise ChatFailed(lines) from None
+    default = setup.model or cls.default_model
     _show_table(["model", "default"], [[m, "*" if m == default else ""] for m in models] or [[default or "any", "*"]])
 
 
@@ -379,9 +407,11 @@ def cmd_pull(chat: Chat, args: Any) -> None:
 
 
 def cmd_use(chat: Chat, args: Any) -> None:
+    """Make a provider/model the default; says at once what the set-up lacks (a key, a provider_options problem)."""
     if not args.provider and not args.model:
         raise UsageError("%chat use needs -p PROVIDER and/or -m MODEL")
-    cls, model = _resolve_or_usage(chat, args.provider or chat.config.provider or None, args.model)
+    setup = _setup_or_usage(chat, args.provider or chat.config.provider or None, args.model)
+    cls, model = setup.provider, setup.model
     if cls.name == "Local" and args.model:
         try:
             cls.resolve_path(model)  # a model on disk only: %chat use never downloads
@@ -389,6 +419,9 @@ def cmd_use(chat: Chat, args: Any) -> None:
             raise UsageError(f"{exc.message} (try: {exc.hint})") from None
     chat.set_defaults(cls.name, args.model or "")
     print(f"default: {cls.name}" + (f" ({model})" if model else ""))
+    if setup.missing_key():
+        chat.warn(setup.missing_key())  # said at once, not by the next cell's failure
+    chat.warn_once(list(setup.problems))
 
 
 #: what %chat fix asks (the error itself goes with it as an attachment)

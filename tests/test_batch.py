@@ -331,10 +331,14 @@ class Down(AsyncGeneratorProvider):
 
 
 def test_fallback_applies_per_item(srv):
+    from ipyg4f.chat import Chat
+
+    chat = Chat()  # each provider inside Fallback as configured alone: OpenAI's base URL from provider_options
+    chat.config.provider_options = {"OpenAI": {"base_url": f"{srv.base_url}/v1"}}
     register(Down, "Down")
     try:
         result = run_batch("{item}", ["p", "q", "r"], provider="Fallback", store=HistoryStore(":memory:"),
-                           options={"providers": ["Down", "OpenAI"], "base_url": f"{srv.base_url}/v1"})
+                           chat=chat, options={"providers": ["Down", "OpenAI"]})
     finally:
         unregister("Down")
     assert list(result) == ["p", "q", "r"] and Down.calls == 3

@@ -145,7 +145,7 @@ def test_fallback_moves_on_before_text_and_says_who_failed(scripted):
     assert (answer.status, answer.text, answer.provider) == ("ok", "from the second", "Scripted")
     assert answer.reasoning == ""  # the failed provider's thinking went with it
     assert answer.failed_first == ("Broken: no answer",)
-    assert "after 1 failed (Broken)" in __import__("ipyg4f.render", fromlist=["footer"]).footer(answer)
+    assert "after 1 failed (Broken: no answer)" in __import__("ipyg4f.render", fromlist=["footer"]).footer(answer)
 
 
 def test_provider_used_is_an_event_not_text():

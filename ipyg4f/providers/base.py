@@ -72,6 +72,16 @@ class AsyncGeneratorProvider:
     ``options``
         the request options of :data:`OPTION_FLAGS` this provider honours; the
         cell says so when the user sets one it ignores.
+    ``base_url``, ``base_url_env``
+        the default base URL of a provider that takes ``base_url`` (None: ``url``), and the
+        environment variable that overrides it; resolved with the rest of the set-up by
+        :func:`ipyg4f.providers.setup.resolve`.
+    ``api_key_env``
+        the environment variable holding the key; a provider that declares one also takes
+        ``api_key_env=`` (the variable actually used, for its hints).
+    ``enforces_timeout``
+        the provider itself stops after ``timeout`` seconds of silence (the runner then does
+        not watch it); work that is not silence, such as loading a model, does not count.
     ``supports_images``, ``vision_models``
         the protocol carries images as OpenAI ``image_url`` content parts (a
         user message's ``content`` is then a list of parts); when
@@ -91,6 +101,10 @@ class AsyncGeneratorProvider:
     models: ClassVar[list[str]] = []
     model_aliases: ClassVar[dict[str, str]] = {}
     options: ClassVar[frozenset[str]] = frozenset({"proxy"})
+    base_url: ClassVar[str | None] = None
+    base_url_env: ClassVar[str | None] = None
+    api_key_env: ClassVar[str | None] = None
+    enforces_timeout: ClassVar[bool] = False
     supports_images: ClassVar[bool] = False
     #: how many requests it can answer at once (0: no limit); a batch runs no more workers than that
     max_concurrency: ClassVar[int] = 0
@@ -122,6 +136,18 @@ class AsyncGeneratorProvider:
     def endpoint(cls) -> str | None:
         """Where requests go, for a reachability check (``None``: nothing to reach, it runs in process)."""
         return cls.url or None
+
+    @classmethod
+    def default_base_url(cls) -> str | None:
+        """Where requests go unless the set-up says otherwise (``base_url``, else ``url``)."""
+        return (cls.base_url or cls.url or "").rstrip("/") or None
+
+    @classmethod
+    def key_hint(cls, api_key_env: str | None = None) -> str:
+        """What a 401/403 tells the user to do, naming the variable the key was read from."""
+        if api_key_env:
+            return f"check the API key: set {api_key_env} (or name another variable with --api-key-env)"
+        return "the service wants an API key: name the variable holding it with --api-key-env"
 
     @classmethod
     def get_model(cls, model: str | None) -> str:

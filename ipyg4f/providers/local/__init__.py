@@ -19,7 +19,7 @@ Keyword arguments: ``temperature`` (default 0: greedy, reproducible),
 ``seed``, ``stop`` (list of strings), ``n_threads``
 (else ``$IPYG4F_LOCAL_THREADS``, else :func:`~.engine.default_threads`), ``timeout``
 (seconds without a token before a :class:`~ipyg4f.errors.ProviderTimeoutError`;
-it includes loading the model for the first call) and
+loading the model does not count) and
 ``prompt_format`` (``"qa"`` or ``"chat"``; default ``"qa"`` for GGUF files
 without a chat template, like the tiny Gemma's, ``"chat"`` otherwise).
 """
@@ -58,6 +58,7 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
     models: ClassVar[list[str]] = list(bundled.MODELS)
     options = frozenset({"temperature", "max_tokens", "seed", "stop"})
     max_concurrency = 1  # one generation at a time (the engine's lock)
+    enforces_timeout = True  # the engine times silence itself, from when the model is loaded
 
     #: the question/answer prompt keeps the most recent turns that fit in this many characters
     max_prompt_chars: ClassVar[int] = 6000

@@ -61,8 +61,8 @@ class Loaded:
 async def stream(job: Job, timeout: float | None = None) -> AsyncIterator[str | FinishReason | Usage | Note]:
     """Run ``job`` in a worker thread: yield its text, then its :class:`Usage`, notes and :class:`FinishReason`.
 
-    ``timeout``: seconds without a token (the first wait includes loading the
-    model) before a :class:`ProviderTimeoutError`.  Closing or cancelling the
+    ``timeout``: seconds without a token before a :class:`ProviderTimeoutError`;
+    loading the model is work, not silence, and does not count.  Closing or cancelling the
     stream stops the worker at its next token.
     """
     loop = asyncio.get_running_loop()
@@ -78,14 +78,18 @@ async def stream(job: Job, timeout: float | None = None) -> AsyncIterator[str | 
 
     threading.Thread(target=_work, args=(job, emit), name=THREAD_NAME, daemon=False).start()
     started = False
+    waiting = timeout
     try:
         while True:
             try:
-                kind, value = await asyncio.wait_for(queue.get(), timeout)
+                kind, value = await asyncio.wait_for(queue.get(), waiting)
             except TimeoutError:
                 what = "stopped generating" if started else "produced nothing"
                 raise ProviderTimeoutError(f"the local model {what} for {timeout:g} s",
                                            provider=NAME) from None
+            if kind in ("loading", "ready"):  # the timeout counts from when the model is ready
+                waiting = None if kind == "loading" else timeout
+                continue
             started = True
             if kind == "text":
                 yield value
@@ -215,7 +219,9 @@ def _work(job: Job, emit: Callable[..., None]) -> None:
         try:
             if job.stop.is_set():
                 return
+            emit("loading")  # loading the model is work, not silence: the timeout waits (see stream)
             server, info = _MODEL.server_for(job)
+            emit("ready")
             finish = _generate(server, job, emit, _MODEL.loaded.n_ctx, info)
         finally:
             _GENERATION_LOCK.release()
