@@ -181,11 +181,51 @@ def test_offline_and_unreachable_hub_are_said_plainly(server, monkeypatch):
         hub.pull(hub.parse_ref(REPO))
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", _refused_endpoint())
-    with pytest.raises(hub.HubError, match=r"cannot reach http://127.0.0.1:\d+ \(ConnectError\): are you offline\?"):
+    with pytest.raises(hub.HubError, match=r"cannot reach http://127.0.0.1:\d+: the connection was refused"):
         hub.pull(hub.parse_ref(f"{REPO}/{BIG}"))
     with pytest.raises(ModelNotFoundError, match="is not pulled yet") as info:
         Local.resolve_path(f"hf:{REPO}")  # the provider itself never downloads
     assert f"%chat pull {REPO}" in info.value.hint
+
+
+class _Counted:
+    """Counts the name look-ups and connections to ``host`` (every HTTP client goes through these)."""
+
+    def __init__(self, monkeypatch, host: str):
+        self.host, self.lookups, self.connects = host, 0, 0
+        real_lookup, real_connect = socket.getaddrinfo, socket.socket.connect
+
+        def lookup(name, *args, **kwargs):
+            self.lookups += name == host
+            return real_lookup(name, *args, **kwargs)
+
+        def connect(sock, address):
+            self.connects += isinstance(address, tuple) and address[0] in (host, "127.0.0.1")
+            return real_connect(sock, address)
+
+        monkeypatch.setattr(socket, "getaddrinfo", lookup)
+        monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.mark.parametrize("where", ["refused", "unresolvable"])
+def test_pull_offline_fails_at_the_first_attempt_in_one_line(where, monkeypatch, tmp_path, capfd):
+    """No Hub client retries (5 of them, 30 s, each printed on stderr): one attempt, one line."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    endpoint = _refused_endpoint() if where == "refused" else "http://no-such-hub.invalid"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    counted = _Counted(monkeypatch, "no-such-hub.invalid" if where == "unresolvable" else "127.0.0.1")
+    with pytest.raises(ChatFailed) as info:
+        pull_with_bar(REPO, widget=False, stream=io.StringIO())  # no file named: the tree listing retried before
+    first, *rest = info.value.lines
+    expected = "the connection was refused" if where == "refused" else "the name no-such-hub.invalid does not resolve"
+    assert first == f"✖ cannot reach {endpoint}: {expected}" + ("" if where == "refused" else " (offline?)")
+    assert [line for line in rest if not line.startswith("  try: ")] == []
+    assert counted.lookups + counted.connects <= 2, "one attempt, not the Hub client's retries"
+    err = capfd.readouterr().err
+    assert "Retrying" not in err and "thrown while requesting" not in err
 
 
 def test_a_full_disk_is_said_before_and_during_the_download(server, monkeypatch):
