@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("ipyg4f.chat", "ipyg4f.runner", "ipyg4f.batch", "ipyg4f.batch.*",  # batch: --map, ipyg4f.map
      "ipyg4f.render", "ipyg4f.render.*", "ipyg4f.template",
      "ipyg4f.notebook", "ipyg4f.context", "ipyg4f.context.*",
-     "ipyg4f.pull"),  # the core; pull: %chat pull's progress bar and wording
+     "ipyg4f.pull",
+     "ipyg4f.agent", "ipyg4f.agent.*"),  # the core; pull: %chat pull's progress bar and wording; agent: tools + loop
     ("ipyg4f.history", "ipyg4f.providers", "ipyg4f.providers.*"),      # providers, the store
     ("ipyg4f.http", "ipyg4f.sse", "ipyg4f.errors", "ipyg4f.events", "ipyg4f.messages", "ipyg4f.config",
      "ipyg4f.sqlitefile",
