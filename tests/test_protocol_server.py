@@ -149,7 +149,8 @@ async def test_context_overflow_is_llama_cpps_400(protocol_server):
     status, raw = await post(protocol_server)
     assert status == 400
     assert json.loads(raw) == {"error": {
-        "code": 400, "message": "the request exceeds the available context size, try increasing it",
+        "code": 400,
+        "message": "request (5000 tokens) exceeds the available context size (4096 tokens), try increasing it",
         "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096}}
 
 
