@@ -80,11 +80,19 @@ class Foreign(AsyncGeneratorProvider):
 
     @classmethod
     async def list_models(cls, **kwargs: Any) -> list[str]:
-        """``target.get_models()`` (which may do blocking I/O) in a thread, or the static list."""
-        get_models = getattr(cls.target, "get_models", None)
-        if not callable(get_models):
+        """``target.get_models()`` (which may do blocking I/O) in a thread, or the static list.
+
+        ``base_url`` and ``api_key`` go to it when it takes them; it runs on a throwaway subclass, so the
+        list gpt4free caches on the class is not taken for another server's."""
+        if not callable(getattr(cls.target, "get_models", None)):
             return cls.available_models()
-        models = await asyncio.to_thread(get_models)
+        try:
+            params = inspect.signature(cls.target.get_models).parameters
+        except (TypeError, ValueError):
+            params = {}
+        given = {k: v for k, v in kwargs.items() if k in ("base_url", "api_key") and v is not None and k in params}
+        fresh = type(cls.target.__name__, (cls.target,), {"models": [], "__module__": cls.target.__module__})
+        models = await asyncio.to_thread(fresh.get_models, **given)
         return _strings(models) or cls.available_models()
 
     @classmethod
