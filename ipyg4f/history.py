@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .messages import Messages
-from .sqlitefile import BUSY_TIMEOUT, alive, create_private, directory_lock, is_busy, owner, retrying
+from .sqlitefile import BUSY_TIMEOUT, alive, create_private, directory_lock, is_busy, move_aside, owner, retrying
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchange (
@@ -217,6 +217,8 @@ class HistoryStore:
     def settle_dead(self) -> int:
         """Mark ``interrupted`` (partial) the answers left ``streaming`` by processes that no longer run."""
         with self._lock, self._db:
+            if not self._db.execute("SELECT 1 FROM exchange WHERE status=? LIMIT 1", (STREAMING,)).fetchone():
+                return 0  # the usual case: no write, no lock
             return self._db.execute(
                 "UPDATE exchange SET status=?, error=?, owner='' WHERE status=? AND NOT owner_alive(owner, updated)",
                 (INTERRUPTED, DIED, STREAMING)).rowcount
@@ -358,13 +360,9 @@ def _open_checked(path: Path) -> HistoryStore:
 
 
 def _replace(path: Path, problem: str, warn) -> HistoryStore:
-    """Move a bad file aside (its WAL with it) and start a new one."""
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    """Move a bad file aside and start a new one."""
     try:
-        Path(f"{path}-shm").unlink(missing_ok=True)
-        if Path(f"{path}-wal").exists():
-            Path(f"{path}-wal").rename(f"{aside}-wal")
-        path.rename(aside)
+        aside = move_aside(path)
         store = HistoryStore(path)
     except (OSError, sqlite3.DatabaseError) as exc:
         warn(f"the history file {path} {problem} and could not be replaced ({exc}); "

@@ -75,6 +75,16 @@ def create_private(path: Path) -> None:
         os.chmod(path, 0o600)
 
 
+def move_aside(path: Path) -> Path:
+    """Rename a database that cannot be read to ``<name>.corrupt-<time>`` (its WAL with it); the new name."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    Path(f"{path}-shm").unlink(missing_ok=True)
+    if Path(f"{path}-wal").exists():
+        Path(f"{path}-wal").rename(f"{aside}-wal")
+    path.rename(aside)
+    return aside
+
+
 # -- which process writes ---------------------------------------------------
 
 _me: tuple[int, str] | None = None

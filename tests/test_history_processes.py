@@ -51,10 +51,10 @@ def _chat_round(base: str, me: int, rounds: int, barrier, warnings) -> None:
     for n in range(rounds):
         os.environ["IPYG4F_DATA_DIR"] = str(Path(base) / f"round{n}")
         ScriptedProvider.enqueue([f"answer {me}"])
-        barrier.wait(timeout=300)
         said = io.StringIO()
         with contextlib.redirect_stderr(said):
-            shell.run_cell("%load_ext ipyg4f")
+            shell.run_cell("%load_ext ipyg4f")  # the store opens at the first use, right after the barrier
+            barrier.wait(timeout=300)
             result = shell.run_cell(f"%%chat -p Scripted -c t\nquestion {me}")
         if "ipyg4f:" in said.getvalue():
             warnings.put(f"round {n}, worker {me}: {said.getvalue()}")
@@ -98,7 +98,7 @@ def test_processes_opening_a_new_history_file_at_once_lose_nothing(tmp_path):
 
 
 def test_ipython_shells_starting_on_a_fresh_data_directory_at_once_lose_nothing(tmp_path):
-    rounds = 8
+    rounds = 16
     warnings = _run_workers(_chat_round, tmp_path, rounds)
     assert warnings == []
     _assert_nothing_lost(tmp_path, rounds)
