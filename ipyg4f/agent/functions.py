@@ -88,7 +88,8 @@ def function_tool(func: Callable[..., Any], label: str | None = None) -> Tool:
         for name, value in arguments.items():
             convert = converters.get(name)
             values[name] = _convert(name, convert, value) if convert else value
-        return func(*(values.pop(n) for n in positional if n in values), **values)
+        first = [values.pop(n) for n in positional if n in values]
+        return func(*first, **values)
 
     return Tool(safe_name(label), description, parameters, call, FUNCTION, label)
 
