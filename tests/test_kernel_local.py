@@ -71,3 +71,15 @@ def test_interrupt_mid_generation_then_the_next_cell_answers(kernel):
     after = kernel.run("%%chat -p local --new\nWhat is the capital of France?", timeout=180)
     assert after.status == "ok", after.text()
     assert "Paris" in after.final()["data"]["text/plain"]
+
+
+def test_the_demo_model_stopping_short_says_so_in_the_footer(kernel):
+    ex = kernel.run(f"%%chat -p local -m gemma-3-270m -o demo_answer -c {uuid.uuid4().hex}\n"
+                    "What is the capital of France?", timeout=180)
+    assert ex.status == "ok", ex.text()
+    final = ex.final()
+    for kind in ("text/plain", "text/html"):
+        assert "gemma-3-270m is a tiny demo model" in final["data"][kind]
+        assert "%chat pull Qwen/Qwen2.5-1.5B-Instruct-GGUF" in final["data"][kind]
+    answer = kernel.ok("print(demo_answer)").stream()
+    assert "Paris" in answer and "demo" not in answer, "the note is in the footer, not in the answer"
