@@ -68,10 +68,11 @@ class Answer:
             self.finish_reason = event.reason
         elif isinstance(event, Usage):
             self.usage = event
-        elif isinstance(event, ModelUsed):  # none asked for: the one that answered is the model
-            self.model, self.model_used = (event.model, "") if not self.model else (self.model, event.model)
-            if self.model_used == self.model:
-                self.model_used = ""
+        elif isinstance(event, ModelUsed):
+            if not self.model:  # none asked for: the one that answered is the model
+                self.model = event.model
+            elif event.model != self.model:
+                self.model_used = event.model
         elif isinstance(event, ProviderUsed):  # another provider answers from here on (Fallback)
             self.settle()
             self._think = ThinkSplitter()

@@ -5,7 +5,8 @@ A provider yields ``str`` pieces of the answer and, besides, these events
 foreign providers).  :func:`normalize` keeps text and events and gives
 ``None`` for anything else: it never calls ``str()`` on an object it does not
 know, nor reads its attributes, so an object whose ``str()`` raises is ignored,
-not fatal.
+not fatal.  :class:`ThinkSplitter` takes ``<think>`` blocks out of text, for
+every provider alike (the :class:`~ipyg4f.answer.Answer` runs one).
 """
 
 from __future__ import annotations
