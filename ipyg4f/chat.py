@@ -133,19 +133,25 @@ class Chat:
 
     def fallback_setups(self, cell: dict[str, Any]) -> list[Any]:
         """The providers Fallback tries (``cell["providers"]``, else ``ChatConfig.fallback``, else every
-        available one), each as configured alone (its ``provider_options`` included) with the cell's request options (``-t``, ``--max-tokens``...); one that cannot be resolved is left as its
+        one set up and ready, :meth:`~ipyg4f.providers.setup.Setup.ready`), each as configured alone (its ``provider_options`` included) with the cell's request options (``-t``, ``--max-tokens``...); one that cannot be resolved is left as its
         name, and Fallback reports its failure in turn."""
         from .providers.fallback import Fallback
         from .providers.setup import PROVIDER_SPECIFIC
 
+        from .providers import provider_names
+
         shared = {k: v for k, v in cell.items() if k not in PROVIDER_SPECIFIC and k != "providers"}
-        names = list(cell.get("providers") or self.config.fallback) or [p.name for p in Fallback.candidates()]
+        names = list(cell.get("providers") or self.config.fallback)
         setups: list[Any] = []
-        for name in names:
+        for name in names or provider_names():
             try:
-                setups.append(self.setup(name, None, shared))
+                setup = self.setup(name, None, shared)
             except Exception:  # unknown provider, bad model in provider_options: a failure of that provider
-                setups.append(name)
+                if names:
+                    setups.append(name)
+                continue
+            if names or (not issubclass(setup.provider, Fallback) and setup.ready()):
+                setups.append(setup)
         return setups
 
     def request(self, prompt: str, *, cell_id: str, provider: str | None = None, model: str | None = None,

@@ -32,10 +32,12 @@ def ip(tmp_path, monkeypatch):
     monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     shell = TerminalInteractiveShell.instance()
+    shell.config.pop("ChatConfig", None)  # %config of another test (the shell is shared) stays out
     shell.run_line_magic("load_ext", "ipyg4f")
     shell.run_line_magic("config", f"ChatConfig.history_path = {str(tmp_path / 'h.sqlite3')!r}")
     yield shell
     shell.run_line_magic("unload_ext", "ipyg4f")
+    shell.config.pop("ChatConfig", None)
 
 
 def chat_cell(ip, options: str, body: str = "hi"):

@@ -88,7 +88,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
         if not cls.working:
             return False
         if not cls.needs_auth:
-            return _listening(cls.resolve_base_url())
+            return listening(cls.resolve_base_url())
         return cls.is_configured()
 
     @classmethod
@@ -177,7 +177,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
         return sorted(str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id"))
 
 
-def _listening(url: str, timeout: float = 0.2) -> bool:
+def listening(url: str, timeout: float = 0.2) -> bool:
     """True unless ``url`` is on this machine and nothing listens there (a refused connect is instant).
 
     Only loopback addresses are probed: a remote server is taken as it is configured.

@@ -78,6 +78,18 @@ class Setup:
             return bool(p.is_configured())
         return bool(self.key) or self.base_url_from != DEFAULT
 
+    def ready(self) -> bool:
+        """Worth trying now (Fallback's own choice): set up, and a keyless server on this machine listens."""
+        if not self.configured:
+            return False
+        if self.provider.needs_auth:
+            return True
+        if self.takes_base_url and self.endpoint:
+            from .openai_compat import listening
+
+            return listening(self.endpoint)
+        return bool(self.provider.is_available())
+
     def missing_key(self) -> str:
         """One line when the provider needs a key and none was found, naming the variable to set."""
         if self.configured or not self.provider.needs_auth:
