@@ -55,6 +55,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self.current: Exchange | None = None
         self._fetches: dict[concurrent.futures.Future, concurrent.futures.Future] = {}
         self._fetch_lock = threading.Lock()
+        self._transcript_lock = threading.Lock()
         self._syncing = 0
         self._models_generation = 0
         self._infos = self._read_providers()
@@ -268,24 +269,30 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self._load_transcript()
 
     def _load_transcript(self) -> None:
-        """Show the thread's earlier exchanges (``%%chat`` cells' included), read-only."""
-        try:
-            done = self.chat.store.exchanges(self.chat.notebook, self.thread_name)
-        except Exception as exc:
-            self._show_status(f"cannot read the history: {describe(exc)}", "error")
-            done = []
-        live = {ex.cell_id: ex for ex in self.exchanges if ex.thread == self.thread_name}
-        turns = []
-        for ex in done:
-            if ex.cell_id in live:
-                turns.append(live.pop(ex.cell_id).turn)
-            else:
-                answer = stored_answer(ex)
-                result = panel_outcome(answer) if ex.cell_id.startswith(CELL_PREFIX) else outcome(answer)
-                turns.append(final_turn(ex.cell_id, ex.prompt, answer, result))
-        if self.current is not None and self.current.cell_id in live:  # streaming: not in history yet
-            turns.append(self.current.turn)
-        self.view.reset(turns)
+        """Show the thread as history has it (``%%chat`` cells' exchanges included), then this panel's
+        answer still streaming.  Called from any thread (a cell's or another panel's record)."""
+        with self._transcript_lock:  # one snapshot at a time: an older one never lands after a newer
+            current = self.current  # before reading history: it may end (and be stored) meanwhile
+            try:
+                done = self.chat.store.exchanges(self.chat.notebook, self.thread_name)
+            except Exception as exc:
+                self._show_status(f"cannot read the history: {describe(exc)}", "error")
+                done = []
+            stored = {}
+            for ex in done:
+                if not any(ex.cell_id == mine.cell_id for mine in self.exchanges):
+                    answer = stored_answer(ex)
+                    result = panel_outcome(answer) if ex.cell_id.startswith(CELL_PREFIX) else outcome(answer)
+                    stored[ex.cell_id] = final_turn(ex.cell_id, ex.prompt, answer, result)
+            # this panel's own turns are read under the view's lock: an answer that ends meanwhile
+            # sends its final form after this snapshot, not before it
+            with self.view.lock:
+                live = {ex.cell_id: ex for ex in self.exchanges if ex.thread == self.thread_name}
+                turns = [live.pop(ex.cell_id).turn if ex.cell_id in live else stored[ex.cell_id] for ex in done
+                         if ex.cell_id in live or ex.cell_id in stored]
+                if current is not None and current.cell_id in live:  # streaming: not in history yet
+                    turns.append(current.turn)
+                self.view.reset(turns)
 
     def _show_status(self, text: str, kind: str = "info") -> None:
         self.view.say(text, kind)

@@ -100,6 +100,8 @@ class ChatView(anywidget.AnyWidget):
         #: a change of the transcript and its message are one step, whichever thread makes it
         #: (answers stream from threads of their own), so a snapshot never misses or repeats one
         self._lock = threading.RLock()
+        #: held while the transcript changes (a caller may hold it to read and reset in one step)
+        self.lock = self._lock
         self.add_class("ipyg4f-chat-view")
         self.on_msg(self._on_msg)
 

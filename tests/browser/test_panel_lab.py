@@ -390,3 +390,94 @@ def test_answers_look_like_rendered_markdown_in_light_and_dark(page, lab, protoc
         screenshot(panel, shots_dir, "panel.png" if name == "light" else "panel-dark.png", docs=True)
     set_theme(page, "JupyterLab Light")
     assert page.errors == []
+
+
+def open_panel(page, lab, *more_cells: str):
+    """A notebook whose first cell shows a panel kept in ``_panel`` (with Ollama pointed at the same
+    local server as OpenAI: two providers that both fetch their models and both answer)."""
+    open_notebook(page, lab, "import os\nos.environ['OLLAMA_BASE_URL'] = os.environ['OPENAI_BASE_URL']\n"
+                  "%load_ext ipyg4f\nfrom ipyg4f import ChatPanel\n_panel = ChatPanel()\n_panel", *more_cells)
+    run_cell(page, 0)
+    panel = cell(page, 0).locator(".jp-Cell-outputArea .ipyg4f-panel")
+    expect()(panel.locator(".ipyg4f-panel-status")).to_contain_text("ready")
+    assert_widgets_render(page)
+    return panel
+
+
+def sent_prompts(protocol_server) -> list[str]:
+    return [r.json["messages"][-1]["content"] for r in protocol_server.requests if r.path.endswith("/chat/completions")]
+
+
+def test_ctrl_enter_after_changing_the_provider_sends_exactly_what_was_typed(page, lab, protocol_server, shots_dir):
+    """The issue's sequence: change the Provider dropdown, type, Ctrl+Enter, three times (the first
+    right after the panel appears).  Each prompt is sent exactly as typed and the box is empty after;
+    the kernel's copy of the box is empty too, so nothing can come back into it."""
+    protocol_server.models = ["gpt-4o-mini", "llama3.2"]
+    protocol_server.chunks = ["Noted", "."]
+    panel = open_panel(page, lab, "print(repr(_panel.view.prompt))")
+    provider = panel.locator(".widget-dropdown select").nth(0)
+    prompt = panel.locator("textarea.ipyg4f-prompt-input")
+    prompts = ["What is a quartile?", "And a decile?", "And a percentile, in one line?"]
+    for n, (name, text) in enumerate(zip(["OpenAI", "Ollama", "OpenAI"], prompts), 1):
+        provider.select_option(value=name)
+        prompt.click()
+        page.keyboard.type(text)
+        page.keyboard.press("Control+Enter")
+        expect()(panel.locator(".ipyg4f-exchange")).to_have_count(n)
+        turn = last_turn(panel)
+        expect()(turn.locator(".ipyg4f-prompt")).to_have_text(f"you: {text}")
+        expect()(prompt).to_have_value("")
+        expect()(turn).to_have_attribute("data-status", "ok")
+        expect()(turn.locator(".ipyg4f-meta")).to_contain_text(name)
+        expect()(prompt).to_have_value("")  # still, once the answer has ended
+    assert sent_prompts(protocol_server) == prompts
+    # a cell runs after every message the panel sent before it: the kernel's box is empty as well
+    expect()(run_cell(page, 1).locator(".jp-Cell-outputArea")).to_have_text("''")
+    expect()(prompt).to_have_value("")
+    screenshot(panel, shots_dir, "panel-three-sends.png")
+    assert page.errors == []
+
+
+def replace_cell_text(page, index: int, text: str):
+    editor = cell(page, index).locator(".jp-InputArea-editor")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(text)
+
+
+def test_the_panel_follows_chat_cells_of_its_thread(page, lab, protocol_server, shots_dir):
+    """A %%chat cell run after the panel is shown appears in it; re-run with another prompt, the panel
+    shows the new exchange and not the old one, as history has the thread."""
+    panel = open_panel(page, lab, "%%chat -p OpenAI\nWhat is a quartile?", "%chat history")
+    prompt = panel.locator("textarea.ipyg4f-prompt-input")
+    protocol_server.chunks = ["Asked ", "in the panel."]
+    panel.locator(".widget-dropdown select").nth(0).select_option(value="OpenAI")
+    prompt.fill("First, from the panel")
+    prompt.press("Control+Enter")
+    expect()(last_turn(panel)).to_have_attribute("data-status", "ok")
+
+    protocol_server.chunks = ["A quartile ", "splits the data ", "in **fourths**."]
+    run_cell(page, 1)
+    exchanges = panel.locator(".ipyg4f-exchange")
+    expect()(exchanges).to_have_count(2)
+    expect()(last_turn(panel).locator(".ipyg4f-prompt")).to_have_text("you: What is a quartile?")
+    expect()(last_turn(panel).locator(".ipyg4f-answer strong")).to_have_text("fourths")
+
+    protocol_server.chunks = ["A decile ", "splits it ", "in **tenths**."]
+    replace_cell_text(page, 1, "%%chat -p OpenAI\nWhat is a decile?")
+    run_cell(page, 1)
+    expect()(panel.locator(".ipyg4f-prompt", has_text="What is a decile?")).to_have_count(1)
+    expect()(exchanges).to_have_count(2)
+    expect()(panel.locator(".ipyg4f-prompt", has_text="quartile")).to_have_count(0)
+    expect()(panel.locator(".ipyg4f-answer", has_text="fourths")).to_have_count(0)
+    expect()(panel.locator(".ipyg4f-answer strong", has_text="tenths")).to_have_count(1)
+    # the panel shows the thread as history has it, in its order
+    history = run_cell(page, 2).locator(".jp-Cell-outputArea")
+    expect()(history).to_contain_text("What is a decile?")
+    expect()(history).not_to_contain_text("What is a quartile?")
+    shown = [t.removeprefix("you: ") for t in panel.locator(".ipyg4f-prompt").all_inner_texts()]
+    text = history.inner_text()
+    assert sorted(shown, key=text.index) == shown, (shown, text)
+    screenshot(panel, shots_dir, "panel-follows-cells.png")
+    assert_widgets_render(page)
+    assert page.errors == []
