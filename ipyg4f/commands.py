@@ -246,18 +246,23 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _text_table(headers: list[str], rows: list[list[str]], width: int | None = None) -> str:
-    """Plain columns that fit ``width`` (the terminal's, 100 when unknown): the widest columns are
-    narrowed and their cells wrapped onto more lines."""
+    """Plain columns that fit ``width`` (in a terminal: its width): the last column, then the widest
+    ones, are narrowed and their cells wrapped onto more lines.  Not a terminal: lines as long as needed."""
     import shutil
+    import sys
     import textwrap
 
-    width = width or shutil.get_terminal_size((100, 24)).columns
+    if width is None:
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 1 << 30
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    over = sum(widths) + 2 * (len(widths) - 1) - width
+    if over > 0 and len(widths) > 1:
+        widths[-1] = max(widths[-1] - over, min(widths[-1], 24))
     while sum(widths) + 2 * (len(widths) - 1) > width and max(widths) > 12:
         widths[widths.index(max(widths))] -= 1
     lines = []
     for row in [headers, *rows]:
-        cells = [textwrap.wrap(str(c), w, break_on_hyphens=False) or [""] for c, w in zip(row, widths)]
+        cells = [textwrap.wrap(str(c), w) or [""] for c, w in zip(row, widths)]
         for part in zip(*(c + [""] * (max(map(len, cells)) - len(c)) for c in cells)):
             lines.append("  ".join(p.ljust(w) for p, w in zip(part, widths)).rstrip())
     return "\n".join(lines)

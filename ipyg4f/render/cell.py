@@ -189,10 +189,17 @@ class TerminalRenderer(StreamRenderer):
         return 0
 
     def finish(self, answer: Any, outcome: Outcome) -> None:
+        """The rest of the answer, a note (a failure or an interrupt is said once, by the cell's error
+        below), and the footer Jupyter shows (who answered, first token, total, tokens), dimmed; a failure
+        that received nothing has its one line only."""
         self.draw(answer)
         if self.thinking_shown and not self.shown:
             self.out.write("\x1b[0m")
-        self.out.write("\n")
-        if outcome.note:
+        if self.shown or self.thinking_shown:
+            self.out.write("\n")
+        if outcome.note and not outcome.failed:
             self.out.write(f"[{outcome.note}]\n")
+        if self.shown or self.thinking_shown or not outcome.failed:  # a failure with nothing: its line says it
+            dim = getattr(self.out, "isatty", lambda: False)()
+            self.out.write(f"\x1b[2m{footer(answer)}\x1b[0m\n" if dim else f"{footer(answer)}\n")
         self.out.flush()
