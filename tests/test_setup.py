@@ -123,6 +123,18 @@ def test_a_provider_inside_fallback_behaves_as_it_does_alone(ip, protocol_server
     assert [inside.json.get(k) for k in sent] == [alone.json.get(k) for k in sent] == ["served-model", 7, 0.2]
 
 
+def test_a_batch_uses_the_same_setup(ip, protocol_server):
+    from ipyg4f.batch import run_batch
+    from ipyg4f.history import HistoryStore
+
+    options(ip, {"Custom": {"base_url": f"{protocol_server.base_url}/v1", "model": "served-model"}})
+    protocol_server.echo = True
+    result = run_batch("{item}", ["one", "two"], provider="g4f:Custom", chat=get_chat(ip),
+                       store=HistoryStore(":memory:"))
+    assert list(result) == ["one", "two"]
+    assert {r.json["model"] for r in protocol_server.requests} == {"served-model"}
+
+
 def test_per_provider_cell_options_with_fallback_are_a_usage_error(ip):
     for flags in ("-m gpt-4o", "--base-url http://127.0.0.1:9/v1"):
         error = chat_cell(ip, f"-p Fallback {flags}")
@@ -130,6 +142,7 @@ def test_per_provider_cell_options_with_fallback_are_a_usage_error(ip):
         assert flags.split()[0] in str(error)
 
 
+@pytest.mark.local_model
 def test_models_are_listed_where_the_options_point_with_their_key(ip, llama_server, protocol_server,  # noqa: F811
                                                                   monkeypatch, capsys):
     monkeypatch.setenv("LLAMACPP_BASE_URL", f"{protocol_server.base_url}/v1")  # another server
@@ -142,6 +155,7 @@ def test_models_are_listed_where_the_options_point_with_their_key(ip, llama_serv
     assert "/v1/models" not in protocol_server.paths()
 
 
+@pytest.mark.local_model
 def test_a_401_names_the_variable_the_key_came_from(ip, llama_server, monkeypatch):  # noqa: F811
     monkeypatch.setenv("LLAMACPP_API_KEY", KEY)  # the right key, in the variable NOT chosen
     monkeypatch.setenv("WRONG_KEY", "not-the-key")
