@@ -184,7 +184,7 @@ class ToolLoop:
             return await self.run_sync(lambda: result_text(value))
         except ToolError as exc:
             raise _Failed(f"error: {exc}") from None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise _Failed(f"error: {type(exc).__name__}: {shorten(str(exc), 300)}") from None
         finally:
             step.seconds = time.perf_counter() - started
