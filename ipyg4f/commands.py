@@ -6,7 +6,6 @@ Every function takes the shell's :class:`~ipyg4f.chat.Chat` and the parsed optio
 from __future__ import annotations
 
 import html
-import os
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -14,33 +13,12 @@ from IPython.core.error import UsageError
 from .chat import Chat
 from .config import FORMATS
 from .errors import ChatFailed, ModelNotFoundError, UnknownProviderError, describe
+from .provider_commands import api_key_env, cmd_models, cmd_providers, cmd_use, setup_or_usage
+from .render.table import show_table
 
 
 def in_kernel(shell: Any) -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def _resolve_or_usage(chat: Chat, provider: str | None, model: str | None) -> tuple[Any, str]:
-    setup = _setup_or_usage(chat, provider, model)
-    return setup.provider, setup.model
-
-
-def _api_key_env(name: str | None) -> str | None:
-    """``--api-key-env NAME``, checked: the variable must hold a key (read by the set-up, never shown)."""
-    if name and not os.environ.get(name):
-        raise UsageError(f"--api-key-env {name}: that environment variable is not set")
-    return name or None
-
-
-def _setup_or_usage(chat: Chat, provider: str | None, model: str | None = None, cell: dict | None = None) -> Any:
-    """The provider as configured (:meth:`Chat.setup`); a user error is a UsageError."""
-    from .http import redact
-    from .providers.setup import SetupError
-
-    try:
-        return chat.setup(provider, model, cell)
-    except (UnknownProviderError, ModelNotFoundError, SetupError) as exc:
-        raise UsageError(redact(exc.message)) from None
 
 
 def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
@@ -108,7 +86,7 @@ def run_map(chat: Chat, args: Any, cell: str) -> Any:
         raise UsageError(str(exc)) from None
     if isinstance(data, (str, bytes)):
         raise UsageError(f"--map {args.map_}: a string is not a list of items (wrap it in a list)")
-    options = {"base_url": args.base_url, "api_key_env": _api_key_env(args.api_key_env)}
+    options = {"base_url": args.base_url, "api_key_env": api_key_env(args.api_key_env)}
     try:
         result = batch_map(cell if args.raw else cell.strip(), data, chat=chat, provider=args.provider,
                            model=args.model, system=args.system, temperature=args.temperature,
@@ -160,8 +138,8 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -
         raise UsageError(f"unknown format {fmt!r} (ChatConfig.format): use markdown, text or code")
     if args.max_tokens is not None and args.max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, not {args.max_tokens}")
-    extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key_env": _api_key_env(args.api_key_env)}
-    setup = _setup_or_usage(chat, args.provider, args.model, extra)  # a user error changes nothing, not even --new
+    extra = {"max_tokens": args.max_tokens, "base_url": args.base_url, "api_key_env": api_key_env(args.api_key_env)}
+    setup = setup_or_usage(chat, args.provider, args.model, extra)  # a user error changes nothing, not even --new
     cls, model = setup.provider, setup.model
     if cls.name == "Local" and not args.dry_run:
         _pull_first(model)  # -m hf:OWNER/NAME[/FILE]: downloaded once, with a progress bar; on disk: nothing
@@ -232,114 +210,6 @@ def _suggest_code(chat: Chat, cell_id: str, code: str) -> None:
 
 # --- line commands -------------------------------------------------------------
 
-_TH = ('<th style="text-align:left;vertical-align:bottom;padding:4px 12px 4px 0;'
-       'border-bottom:1px solid var(--jp-border-color1,#bdbdbd)">')
-_TD = '<td style="text-align:left;vertical-align:top;padding:4px 12px 4px 0">'
-
-
-def _html_table(headers: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned (JupyterLab right-aligns and centres output tables), top-aligned cells, a rule under the header."""
-    head = "".join(f"{_TH}{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"{_TD}{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return (f'<table style="margin-left:0;margin-right:auto;border-collapse:collapse">'
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-
-
-def _text_table(headers: list[str], rows: list[list[str]], width: int | None = None) -> str:
-    """Plain columns that fit ``width`` (in a terminal: its width): the last column, then the widest
-    ones, are narrowed and their cells wrapped onto more lines.  Not a terminal: lines as long as needed."""
-    import shutil
-    import sys
-    import textwrap
-
-    if width is None:
-        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 1 << 30
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    over = sum(widths) + 2 * (len(widths) - 1) - width
-    if over > 0 and len(widths) > 1:
-        widths[-1] = max(widths[-1] - over, min(widths[-1], 24))
-    while sum(widths) + 2 * (len(widths) - 1) > width and max(widths) > 12:
-        widths[widths.index(max(widths))] -= 1
-    lines = []
-    for row in [headers, *rows]:
-        cells = [textwrap.wrap(str(c), w) or [""] for c, w in zip(row, widths)]
-        for part in zip(*(c + [""] * (max(map(len, cells)) - len(c)) for c in cells)):
-            lines.append("  ".join(p.ljust(w) for p, w in zip(part, widths)).rstrip())
-    return "\n".join(lines)
-
-
-def _show_table(headers: list[str], rows: list[list[str]]) -> None:
-    from IPython.display import display
-
-    display({"text/plain": _text_table(headers, rows), "text/html": _html_table(headers, rows)}, raw=True)
-
-
-def cmd_providers(chat: Chat, args: Any) -> None:
-    """The providers as configured: set up or not (no network); with ``--check``, whether each one set up
-    answers where its set-up points (a connect to its address, all at once, bounded in time; ``-p NAME``
-    checks just that one, with the cell's ``--base-url``)."""
-    from .http import reachable
-    from .providers.setup import check_options, infos
-
-    default = chat.provider_setting()
-    chat.warn_once(check_options(chat.config.provider_options))
-    if args.provider:
-        cell = {"base_url": args.base_url, "api_key_env": _api_key_env(args.api_key_env)}
-        found = [_setup_or_usage(chat, args.provider, None, cell).info()]
-    else:
-        found = infos(chat.config.provider_options)
-    reach: dict[str, str] = {}
-    if args.check:
-        reach = reachable({i.name: i.endpoint for i in found if i.configured and i.endpoint},
-                          timeout=min(chat.config.timeout, 3.0))
-    rows = []
-    for info in found:
-        flags = [f for f, on in (("stream", info.supports_stream), ("system", info.supports_system_message),
-                                 ("history", info.supports_message_history), ("key", info.needs_auth)) if on]
-        state = "yes" if info.configured else ("not set up" if info.working else "no (marked not working)")
-        name = f"{info.name} *" if info.name.lower() == default.lower() else info.name
-        models = ", ".join(info.models) or info.default_model or "any"
-        row = [name, state, models, " ".join(flags), info.error or info.label]
-        if args.check:
-            row.insert(2, reach.get(info.name, "in process" if info.configured and not info.endpoint else "—"))
-        rows.append(row)
-    headers = ["provider", "set up", "models", "supports", "about"]
-    if args.check:
-        headers.insert(2, "reachable")
-    _show_table(headers, rows)
-
-
-def cmd_models(chat: Chat, args: Any) -> None:
-    """The models of a provider, asked where its set-up points (``--base-url``, ``--api-key-env``,
-    ``provider_options``, environment), with its key."""
-    import asyncio
-
-    from .http import redact
-    from .runner import LoopThread
-
-    cell = {"base_url": args.base_url, "api_key_env": _api_key_env(args.api_key_env)}
-    setup = _setup_or_usage(chat, args.provider, None, cell)
-    cls = setup.provider
-    if cls.name == "Local":
-        return _local_models(chat, cls)
-    models = cls.available_models()
-    if not models and cls.lists_models_remotely():
-        timeout = chat.config.timeout
-        future = LoopThread.get().submit(asyncio.wait_for(setup.list_models(), timeout))
-        where = f" at {setup.endpoint}" if setup.endpoint else ""
-        try:
-            models = future.result(timeout=timeout + 1)
-        except Exception as exc:
-            future.cancel()
-            reason = f"no answer in {timeout:g} s" if isinstance(exc, TimeoutError) else redact(describe(exc))
-            lines = [f"✖ {cls.name}: cannot list models{where}: {reason}"]
-            if getattr(exc, "status", None) in (401, 403):
-                lines.append(f"  try: {setup.key_hint()}")
-            raise ChatFailed(lines) from None
-    default = setup.model or cls.default_model
-    _show_table(["model", "default"], [[m, "*" if m == default else ""] for m in models] or [[default or "any", "*"]])
-
-
 def cmd_history(chat: Chat, args: Any) -> None:
     from IPython.display import display
 
@@ -353,7 +223,7 @@ def cmd_history(chat: Chat, args: Any) -> None:
     first = total - len(exchanges) + 1
     rows = [[str(i), ex.provider, ex.status, _clip(ex.prompt), _clip(ex.answer)]
             for i, ex in enumerate(exchanges, first)]
-    _show_table(["#", "provider", "status", "prompt", "answer"], rows)
+    show_table(["#", "provider", "status", "prompt", "answer"], rows)
     if first > 1:
         display({"text/plain": f"({first - 1} earlier exchanges not shown: %chat history --last 0 shows all)"}, raw=True)
 
@@ -366,7 +236,7 @@ def cmd_threads(chat: Chat, args: Any) -> None:
         display({"text/plain": "no threads in this notebook yet"}, raw=True)
         return
     default = chat.config.thread
-    _show_table(["thread", "exchanges"], [[f"{n} *" if n == default else n, str(chat.store.count(chat.notebook, n))]
+    show_table(["thread", "exchanges"], [[f"{n} *" if n == default else n, str(chat.store.count(chat.notebook, n))]
                                           for n in names])
 
 
@@ -387,15 +257,6 @@ def _pull_first(model: str) -> None:
     pull_if_needed(model)
 
 
-def _local_models(chat: Chat, cls: Any) -> None:
-    """The bundled model and every pulled one, with size and quantisation; * marks the default."""
-    headers, rows = cls.model_table()
-    current = chat.config.model if chat.provider_setting().lower() == "local" and chat.config.model else ""
-    default = cls.get_model(current) if current else cls.default_model
-    _show_table(headers[:1] + ["default"] + headers[1:],
-                [[row[0], "*" if row[0] == default else "", *row[1:]] for row in rows])
-
-
 def cmd_pull(chat: Chat, args: Any) -> None:
     """``%chat pull OWNER/NAME [FILE]``: download a GGUF model from the Hub once (Local then uses it offline)."""
     import time
@@ -409,24 +270,6 @@ def cmd_pull(chat: Chat, args: Any) -> None:
     start = time.monotonic()
     result = pull(*words)
     print(summary(result, time.monotonic() - start))
-
-
-def cmd_use(chat: Chat, args: Any) -> None:
-    """Make a provider/model the default; says at once what the set-up lacks (a key, a provider_options problem)."""
-    if not args.provider and not args.model:
-        raise UsageError("%chat use needs -p PROVIDER and/or -m MODEL")
-    setup = _setup_or_usage(chat, args.provider or chat.config.provider or None, args.model)
-    cls, model = setup.provider, setup.model
-    if cls.name == "Local" and args.model:
-        try:
-            cls.resolve_path(model)  # a model on disk only: %chat use never downloads
-        except ModelNotFoundError as exc:
-            raise UsageError(f"{exc.message} (try: {exc.hint})") from None
-    chat.set_defaults(cls.name, args.model or "")
-    print(f"default: {cls.name}" + (f" ({model})" if model else ""))
-    if setup.missing_key():
-        chat.warn(setup.missing_key())  # said at once, not by the next cell's failure
-    chat.warn_once(list(setup.problems))
 
 
 #: what %chat fix asks (the error itself goes with it as an attachment)

@@ -10,7 +10,7 @@ import pytest
 
 from fakes import RecordingRenderer
 from ipyg4f import errors
-from ipyg4f.providers import FinishReason, ProviderUsed, get_provider
+from ipyg4f.providers import FinishReason, ProviderUsed
 from ipyg4f.providers.fallback import Fallback
 from ipyg4f.providers.setup import resolve
 from ipyg4f.render import footer

@@ -146,7 +146,7 @@ def test_the_sanitiser_allows_only_its_narrow_additions():
 
 
 def test_command_tables_are_left_aligned_with_a_header_rule():
-    from ipyg4f.commands import _html_table
+    from ipyg4f.render.table import html_table as _html_table
 
     table = _html_table(["provider", "working"], [["<b>A</b>", "yes"]])
     assert table.count('<th style="text-align:left;') == 2 and table.count('<td style="text-align:left;') == 2

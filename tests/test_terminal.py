@@ -131,7 +131,7 @@ def test_providers_fit_100_columns(terminal):
 
 
 def test_a_table_is_wrapped_to_the_width_it_is_given_and_loses_no_word():
-    from ipyg4f.commands import _text_table
+    from ipyg4f.render.table import text_table as _text_table
 
     rows = [["ChatGptt", "yes", "gpt-4, gpt-4o, gpt-4o-mini", "stream system history",
              "chatgptt.me, a WordPress chat page, no key (site retired)"],
