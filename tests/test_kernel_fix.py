@@ -7,17 +7,9 @@ from __future__ import annotations
 import pytest
 
 from kernel_harness import Kernel
-from protocol_server import ProtocolServer
+from test_kernel_chat import fresh, server  # noqa: F401  (the protocol server, reset before each test)
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = ProtocolServer()
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +21,6 @@ def kernel(server, tmp_path_factory):
     k.ok("%chat use -p OpenAI")
     yield k
     k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh(server):
-    server.reset()
-    yield
 
 
 def last_request(server) -> list[dict]:
