@@ -121,6 +121,16 @@ async def test_a_silent_provider_is_abandoned_and_the_next_is_tried(seed_urls):
     assert "".join(i for i in items if isinstance(i, str)) == "Hello world"
 
 
+async def test_when_every_provider_is_silent_each_is_said_once(seed_urls):
+    srv = seed_urls
+    srv.fault, srv.fault_path, srv.fault_after = "stall", "/v1/chat/completions", 0
+    custom = resolve("g4f:Custom", cell={"base_url": f"{srv.base_url}/v1"})
+    with pytest.raises(errors.AllProvidersFailedError) as info:
+        await asyncio.wait_for(collect(Fallback.create_async_generator("", ONE, providers=[custom], timeout=1)),
+                               GUARD)
+    assert str(info.value) == "all providers failed (g4f:Custom: did not answer within 1 s)"
+
+
 def test_the_footer_names_who_failed_first_in_full_with_a_short_reason(seed_urls, monkeypatch):
     srv = seed_urls
     srv.fault, srv.fault_path = "http401", "/v1/chat/completions"

@@ -132,8 +132,8 @@ async def _silence_limited(gen: Any, timeout: float | None, name: str, started: 
                 scope.reschedule(None)
                 yield item
     except TimeoutError:
-        what = "stopped sending for" if started() else "did not answer within"
-        raise ProviderTimeoutError(f"{name} {what} {timeout:g} s", provider=name) from None
+        what = "stopped sending for" if started() else "did not answer within"  # the cell names the provider
+        raise ProviderTimeoutError(f"{what} {timeout:g} s", provider=name) from None
 
 
 def short_reason(exc: BaseException) -> str:
