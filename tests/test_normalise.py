@@ -10,6 +10,7 @@ history and the next request matters.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 
@@ -159,6 +160,30 @@ def test_nothing_within_the_timeout_did_not_answer(ip, seed_urls, name, options)
     assert isinstance(failed, errors.ChatFailed)
     assert failed.lines[0].startswith(f"✖ {name}: ") and failed.lines[0].endswith("did not answer within 1 s")
     assert failed.lines[0].count(name) == 1
+
+
+class TimesOutItself:
+    """A plugin's class that enforces the timeout it is given itself (aiohttp's ClientTimeout does)."""
+
+    working = True
+    pieces: list[str] = []
+
+    @classmethod
+    async def create_async_generator(cls, model, messages, proxy=None, timeout=None, **kwargs):
+        for piece in cls.pieces:
+            yield piece
+        raise asyncio.TimeoutError()
+
+
+@pytest.mark.parametrize("pieces, words", [([], "did not answer within 2 s"), (["Hel"], "stopped sending for 2 s")])
+def test_a_provider_own_timeout_reads_like_the_runner(ip, pieces, words):  # noqa: F811
+    TimesOutItself.pieces = pieces
+    register(TimesOutItself, "TimesOutItself")
+    try:
+        failed = chat_cell(ip, "-p TimesOutItself --timeout 2", "hi")
+    finally:
+        unregister("TimesOutItself")
+    assert failed.lines[0] == f"✖ TimesOutItself: {words}"
 
 
 def test_a_gpt4free_class_that_stops_midway_stopped_sending(custom, protocol_server):

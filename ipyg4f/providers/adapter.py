@@ -18,6 +18,7 @@ import sys
 from typing import Any, ClassVar
 
 from .. import errors, http
+from ..events import is_content
 
 from .base import OPTION_FLAGS, AsyncGeneratorProvider, Messages
 from .g4f_events import convert
@@ -106,6 +107,7 @@ class Foreign(AsyncGeneratorProvider):
             messages, media = _split_media(messages)
             if media:
                 kwargs["media"] = media
+        answered = False  # something of an answer has come (for the wording of a timeout)
         try:
             result = _preset(cls.target, model).create_async_generator(model, messages, proxy=proxy, **kwargs)
             if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
@@ -114,7 +116,9 @@ class Foreign(AsyncGeneratorProvider):
             if hasattr(result, "__aiter__"):
                 try:
                     async for item in result:
-                        yield convert(item, own)
+                        item = convert(item, own)
+                        answered = answered or is_content(item)
+                        yield item
                 finally:
                     aclose = getattr(result, "aclose", None)
                     if aclose is not None:
@@ -122,7 +126,7 @@ class Foreign(AsyncGeneratorProvider):
             elif result is not None:
                 yield convert(result, own)
         except Exception as exc:
-            mapped = _mapped_error(exc, cls.name)
+            mapped = _mapped_error(exc, cls.name) or _timeout(exc, cls.name, kwargs.get("timeout"), answered)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -173,6 +177,17 @@ def _mapped_error(exc: Exception, name: str) -> errors.ProviderError | None:
         return errors.RateLimitError(int(status.group(1)) if status else 429, message, provider=name,
                                      retry_after=http.retry_after_in(message) if wait is None else wait)
     return errors.ProviderError(message, provider=name)
+
+
+def _timeout(exc: Exception, name: str, timeout: Any, answered: bool) -> errors.ProviderTimeoutError | None:
+    """A foreign provider's own timeout, worded like the runner's (None: ``exc`` is no timeout)."""
+    requests = sys.modules.get("requests")
+    if not isinstance(exc, TimeoutError) and not (requests and isinstance(exc, requests.exceptions.Timeout)):
+        return None  # (asyncio's and aiohttp's timeouts are TimeoutErrors)
+    what = "stopped sending" if answered else "did not answer"
+    if isinstance(timeout, (int, float)) and timeout > 0:
+        what += f" for {timeout:g} s" if answered else f" within {timeout:g} s"
+    return errors.ProviderTimeoutError(what, provider=name)
 
 
 def _response_headers(exc: BaseException) -> Any:
