@@ -74,10 +74,11 @@ class Answer:
             elif event.model != self.model:
                 self.model_used = event.model
         elif isinstance(event, ProviderUsed):  # another provider answers from here on (Fallback)
-            self.settle()
+            flushed = self.settle()  # the previous one's text is not glued to this one's tags
             self._think = ThinkSplitter()
             self.provider, self.model, self.model_used = event.name, event.model or self.model, ""
             self.failed_first = event.failed or self.failed_first
+            return flushed
         elif isinstance(event, Sources):
             self.sources.extend(u for u in event.items if u not in self.sources)
         elif isinstance(event, Media):
