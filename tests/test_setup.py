@@ -92,6 +92,21 @@ def test_provider_options_under_any_spelling_p_accepts(spelling):
     assert (s.name, s.base_url, s.base_url_from, s.model) == ("g4f:Custom", "http://127.0.0.1:9/v1", CONFIG, "m1")
 
 
+def test_a_lowercase_g4f_name_works_in_a_fresh_process():
+    """gpt4free's loader does not list every class it loads (Custom): a spelling must not depend on what
+    happened to be loaded before."""
+    import subprocess
+    import sys
+
+    code = ("from ipyg4f.providers.setup import resolve, check_options\n"
+            "print(resolve('custom').name)\n"
+            "print(check_options({'Custm': {}})[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    name, problem = out.stdout.splitlines()
+    assert name == "g4f:Custom" and "(did you mean 'Custom'?)" in problem
+
+
 def test_unknown_keys_of_provider_options_are_named_with_the_known_spellings():
     problems = check_options({"OpenAl": {"base_url": "x"}, "OpenAI": {"base_uri": "x"}, "Custom": {"model": "m"}})
     assert len(problems) == 2

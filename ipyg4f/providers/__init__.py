@@ -197,8 +197,17 @@ def _g4f_attr(module: Any, name: str) -> Any:
         return None
 
 
+#: gpt4free classes its lazy loader knows but does not list (8.8.6)
+_G4F_UNLISTED = ("Custom",)
+
+
 def _g4f_candidates(module: Any) -> list[str]:
-    names = list(getattr(module, "__map__", {}) or {})
+    """gpt4free's provider names: its lazy loader's lists (``__map__`` is empty as a dict), then the module's."""
+    loader = getattr(module, "ProviderLoader", None)
+    names: list[str] = []
+    for listed in (getattr(loader, "names", None), getattr(loader, "extra", None), _G4F_UNLISTED):
+        if isinstance(listed, (list, tuple)):
+            names.extend(str(n) for n in listed)
     names.extend(n for n in dir(module) if not n.startswith("_"))
     return list(dict.fromkeys(names))
 

@@ -214,11 +214,10 @@ def _close(word: str, candidates: list[str]) -> str:
 
 def _spellings() -> list[str]:
     """Names worth suggesting: ours, and gpt4free's when it is loaded already (never imported here)."""
-    names = list(provider_names())
+    from . import _g4f_candidates
+
     g4f = sys.modules.get("g4f.Provider")
-    if g4f is not None:
-        names += [f"g4f:{n}" for n in (getattr(g4f, "__map__", None) or {})]
-    return names
+    return [*provider_names(), *(_g4f_candidates(g4f) if g4f is not None else [])]
 
 
 def check_options(provider_options: Mapping[str, Any] | None) -> list[str]:
