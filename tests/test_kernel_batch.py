@@ -10,12 +10,10 @@ nothing here sleeps to synchronise: the tests wait on the server's counters.
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import sqlite3
 import threading
-import time
 import uuid
 
 import ipywidgets  # noqa: F401 - pinned (the kernel imports it): missing is a failure, not a skip
@@ -82,9 +80,9 @@ def stored(data_dir, prefix: str) -> dict[str, str]:
     return dict(rows)
 
 
-def arrivals(server, most: float) -> list[tuple[float, float, str]]:
+def arrivals(server, most: float) -> list[tuple[int, float, str]]:
     """Random per-request latencies (up to ``most`` seconds, seeded by the body); the server notes
-    ``(arrival, latency, prompt)`` of each chat request in the list returned (filled as they come)."""
+    ``(arrival number, latency, prompt)`` of each chat request in the list returned (filled as they come)."""
     seen: list[tuple[float, float, str]] = []
     lock = threading.Lock()
 
@@ -92,7 +90,7 @@ def arrivals(server, most: float) -> list[tuple[float, float, str]]:
         latency = random.Random(rec.body).uniform(0.0, most)
         if rec.path == "/v1/chat/completions":
             with lock:
-                seen.append((time.monotonic(), latency, rec.json["messages"][-1]["content"]))
+                seen.append((len(seen), latency, rec.json["messages"][-1]["content"]))
         return latency
 
     server.latency = note
@@ -136,24 +134,36 @@ def test_into_a_dataframe_column_aligns_with_a_non_default_index(kernel, server)
 
 # --- failures ---------------------------------------------------------------------------
 
+RECORD_DELAYS = """
+from ipyg4f.batch.job import BatchJob as _BatchJob
+_delay, _delays = _BatchJob._delay, []
+def _recorded(self, *args):
+    _delays.append(_delay(self, *args))
+    return _delays[-1]
+_BatchJob._delay = _recorded
+"""
+
+
 def test_a_429_mid_batch_waits_for_retry_after_and_nothing_is_lost(kernel, server):
-    seen = arrivals(server, 0.06)  # about 0.4 s in all: the fault is set well before the end
+    """Item 12 is refused three times with Retry-After: 1, whenever it comes: it is sent again each time
+    after the wait Retry-After asks for (the batch's own decision, recorded in the kernel)."""
+    seen = arrivals(server, 0.06)
     t = tag()
+    server.fault, server.fault_match, server.fault_times, server.retry_after = "http429", f'{t} q12"', 3, "1"
     kernel.ok(f"items = [f'{t} q{{i}}' for i in range(30)]")
-    ex = kernel.send("%%chat --map items -o out -j 4\n{item}")
-    assert server.wait_for_requests(8, timeout=20)
-    server.retry_after, server.fault_times = "1", 3
-    server.fault = "http429"  # the next 3 requests are refused, mid-batch
-    kernel.wait(ex)
+    kernel.ok(RECORD_DELAYS)
+    try:
+        ex = kernel.run("%%chat --map items -o out -j 4 --retries 3\n{item}", timeout=120)
+        delays = value(kernel, "_delays")
+    finally:
+        kernel.ok("_BatchJob._delay = _delay")
     assert ex.status == "ok", ex.text()
     assert value(kernel, "[list(out), out.errors]") == [[f"{t} q{i}" for i in range(30)], {}]
-    times: dict[str, list[float]] = {}
-    for at, _, prompt in seen:
-        times.setdefault(prompt, []).append(at)
-    refused = {p: ts for p, ts in times.items() if len(ts) > 1}
-    assert len(seen) == 33 and sum(len(ts) - 1 for ts in refused.values()) == 3, refused
-    gaps = [b - a for ts in refused.values() for a, b in itertools.pairwise(ts)]
-    assert min(gaps) >= 1.0, f"sent again before Retry-After: 1 ({gaps})"
+    sends: dict[str, int] = {}
+    for _, _, prompt in seen:
+        sends[prompt] = sends.get(prompt, 0) + 1
+    assert len(seen) == 33 and sends.pop(f"{t} q12") == 4 and set(sends.values()) == {1}, sends
+    assert delays == [1.0, 1.0, 1.0], "each refused item waited as long as Retry-After said"
     assert "30/30 answered, 0 from the store, 30 sent" in ex.stream() and "reason" not in ex.stream()
 
 
