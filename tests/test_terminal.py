@@ -144,3 +144,6 @@ def test_a_table_is_wrapped_to_the_width_it_is_given_and_loses_no_word():
         assert sorted("".join(table.split())) == sorted("".join(" ".join(headers + [c for r in rows for c in r])
                                                                  .split())), "no character lost"
     assert _text_table(headers, rows[:1], 200).count("\n") == 1, "one line a row when it fits"
+    named = _text_table(headers, [["LlamaCppServer", *rows[0][1:]]], 80)
+    assert named.splitlines()[1].startswith("LlamaCppServer  yes"), "the names are not wrapped"
+    assert "(site retired)" in named

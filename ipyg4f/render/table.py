@@ -21,26 +21,45 @@ def html_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def text_table(headers: list[str], rows: list[list[str]], width: int | None = None) -> str:
-    """Plain columns that fit ``width`` (in a terminal: its width): the last column, then the widest
-    ones, are narrowed and their cells wrapped onto more lines.  Not a terminal: lines as long as needed."""
+    """Plain columns that fit ``width`` (in a terminal: its width): columns are narrowed where that
+    costs the fewest extra lines, their cells wrapped.  Not a terminal: lines as long as needed."""
     import shutil
     import sys
     import textwrap
 
     if width is None:
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 1 << 30
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    over = sum(widths) + 2 * (len(widths) - 1) - width
-    if over > 0 and len(widths) > 1:
-        widths[-1] = max(widths[-1] - over, min(widths[-1], 24))
-    while sum(widths) + 2 * (len(widths) - 1) > width and max(widths) > 12:
-        widths[widths.index(max(widths))] -= 1
+    widths = _fitted([[str(c) for c in r] for r in [headers, *rows]], width)
     lines = []
     for row in [headers, *rows]:
         cells = [textwrap.wrap(str(c), w) or [""] for c, w in zip(row, widths)]
         for part in zip(*(c + [""] * (max(map(len, cells)) - len(c)) for c in cells)):
             lines.append("  ".join(p.ljust(w) for p, w in zip(part, widths)).rstrip())
     return "\n".join(lines)
+
+
+def _fitted(table: list[list[str]], width: int, narrowest: int = 8) -> list[int]:
+    """Column widths that add up to ``width`` at most (with two spaces between columns): one column at a
+    time is narrowed by one, the one whose cells then need the fewest more lines (the widest on a tie);
+    the first column, which names the rows, only when no other can be."""
+    import textwrap
+    from functools import cache
+
+    widths = [max(len(c) for c in col) for col in zip(*table)]
+
+    @cache
+    def height(column: int, w: int) -> int:
+        return sum(len(textwrap.wrap(row[column], w)) or 1 for row in table)
+
+    while sum(widths) + 2 * (len(widths) - 1) > width:
+        narrower = [i for i, w in enumerate(widths) if w > narrowest and i]  # the first column (names) last
+        if not narrower:
+            if widths[0] <= narrowest:
+                break
+            narrower = [0]
+        best = min(narrower, key=lambda i: (height(i, widths[i] - 1) - height(i, widths[i]), -widths[i]))
+        widths[best] -= 1
+    return widths
 
 
 def show_table(headers: list[str], rows: list[list[str]]) -> None:
