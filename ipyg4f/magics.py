@@ -109,13 +109,13 @@ class ChatMagics(Magics):
             raise UsageError(f"unexpected words after %chat {name}: {shlex.join(rest)}")
         return commands.COMMANDS[name](self.state, args)
 
-
     def _help(self, words: list[str], cell: bool) -> str:
         """The usage: of ``%chat COMMAND`` when a command is named, else of the whole magic."""
         named = next((w for w in words if w in SUBCOMMANDS), None) if not cell else None
         if named:
-            usage, about = SUBCOMMAND_HELP[named]
-            return f"usage: {usage}\n\n{textwrap.fill(about, 88)}\n\n(%chat --help lists every option)"
+            usage, about = SUBCOMMAND_HELP.get(named, (f"%chat {named}", ""))
+            about = f"\n\n{textwrap.fill(about, 88)}" if about else ""
+            return f"usage: {usage}{about}\n\n(%chat --help lists every option)"
         text = (self.chat.__doc__ or "").removeprefix("::").strip("\n")
         head, _, rest = text.partition("\n\n")
         first, *more = textwrap.dedent(head).strip().splitlines()
