@@ -3,7 +3,7 @@
 A real (terminal) IPython shell with the extension loaded; gpt4free's own
 classes (``Custom``, ``Airforce``, ``DeepInfra``: g4f is pinned in the test
 extra) pointed at the local protocol server, and xllamacpp's real llama.cpp
-HTTP server (the ``llama_server`` fixture of ``test_llamacpp_server``).
+HTTP server (``tests/llama_server.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,18 @@ from ipyg4f.chat import get_chat
 from ipyg4f.errors import ChatFailed
 from ipyg4f.providers.setup import CONFIG, DEFAULT, check_options, resolve
 from protocol_server import closed_port_url
-from test_llamacpp_server import KEY, llama_server  # noqa: F401  (a fixture: xllamacpp's real server)
+from llama_server import KEY
+from llama_server import llama_server as start_llama_server
 
 ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "LLAMACPP_BASE_URL", "LLAMACPP_API_KEY", "VLLM_BASE_URL",
        "VLLM_API_KEY", "OLLAMA_BASE_URL", "OLLAMA_API_KEY", "IPYG4F_PROVIDER")
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    """xllamacpp's real llama.cpp HTTP server with the bundled model and an API key (:data:`KEY`)."""
+    with start_llama_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -158,7 +166,7 @@ def test_per_provider_cell_options_with_fallback_are_a_usage_error(ip):
 
 
 @pytest.mark.local_model
-def test_models_are_listed_where_the_options_point_with_their_key(ip, llama_server, protocol_server,  # noqa: F811
+def test_models_are_listed_where_the_options_point_with_their_key(ip, llama_server, protocol_server,
                                                                   monkeypatch, capsys):
     monkeypatch.setenv("LLAMACPP_BASE_URL", f"{protocol_server.base_url}/v1")  # another server
     monkeypatch.setenv("MY_LLAMA_KEY", KEY)
@@ -171,7 +179,7 @@ def test_models_are_listed_where_the_options_point_with_their_key(ip, llama_serv
 
 
 @pytest.mark.local_model
-def test_a_401_names_the_variable_the_key_came_from(ip, llama_server, monkeypatch):  # noqa: F811
+def test_a_401_names_the_variable_the_key_came_from(ip, llama_server, monkeypatch):
     monkeypatch.setenv("LLAMACPP_API_KEY", KEY)  # the right key, in the variable NOT chosen
     monkeypatch.setenv("WRONG_KEY", "not-the-key")
     error = chat_cell(ip, f"-p LlamaCppServer --base-url {llama_server.url} --api-key-env WRONG_KEY")
