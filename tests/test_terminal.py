@@ -43,7 +43,8 @@ def test_terminal_ipython_streams_and_keeps_each_run(protocol_server, tmp_path):
 # --- a real terminal IPython (prompt_toolkit) in a pty, 100 columns wide -----------------------------
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]|\r")
-FOOTER = re.compile(r"OpenAI \([^)]+\) · first token \d+\.\d s · total \d+\.\d s · (?:\d+ in / ≈?\d+ out|≈?\d+) tokens")
+FOOTER = re.compile(r"OpenAI \([^)]+\) · first token \d+\.\d s · total \d+\.\d s · "
+                    r"(?:\d+ in / ≈?\d+ out tokens|≈?\d+ tokens out)(?: · ≈?\d+ tokens/s)?")
 
 
 class Terminal:
