@@ -317,8 +317,8 @@ def _tick():
     _clock['readings'] += 1
     return _clock['now']
 class _Marked(_Throttle):
-    def mark(self, size=0):
-        super().mark(size)
+    def mark(self, *args, **kwargs):
+        super().mark(*args, **kwargs)
         _clock['marks'].append(self.last)
 _progress.Throttle = lambda rate: _Marked(rate, clock=_tick)
 """

@@ -91,8 +91,8 @@ import ipyg4f.render.stream as _stream
 _Throttle = _stream.Throttle
 _marks = []
 class _Marked(_Throttle):
-    def mark(self, size=0):
-        super().mark(size)
+    def mark(self, size=0, length=0):
+        super().mark(size, length)
         _marks.append((self.last, self.gap))
 _stream.Throttle = _Marked
 """
