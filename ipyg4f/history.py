@@ -27,6 +27,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -136,6 +137,10 @@ _COLUMNS = ("notebook, thread, cell_id, seq, prompt, answer, provider, model, st
             "reasoning, context")
 
 
+#: the open file stores, so that a forked child gives each a fresh lock (see HistoryStore._forked)
+_stores: weakref.WeakSet = weakref.WeakSet()
+
+
 class HistoryStore:
     """Thread-safe access to the history database (``":memory:"`` for tests)."""
 
@@ -144,10 +149,23 @@ class HistoryStore:
         if self.path != ":memory:":
             create_private(Path(self.path))
         self._lock = threading.Lock()
-        self._db = _connect(self.path)
+        self._conn = _connect(self.path)
+        self._pid = os.getpid()
         self._closed = False
         if self.path != ":memory:":
             atexit.register(self.close)  # the WAL goes into the main file even if nobody unloads
+            _stores.add(self)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This process's connection: a forked child (a ``multiprocessing`` worker) opens its own."""
+        if self._pid != os.getpid() and not self._closed:
+            self._conn, self._pid = _connect(self.path), os.getpid()
+        return self._conn
+
+    def _forked(self) -> None:
+        """In a forked child: a lock another thread of the parent held stays held here; start afresh."""
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Checkpoint the WAL into the main file (truncating it) and close; the file alone then holds all."""
@@ -155,14 +173,16 @@ class HistoryStore:
             if self._closed:
                 return
             self._closed = True
+            if self._pid != os.getpid():
+                return  # the parent's connection, inherited by fork: the parent closes it
             try:
                 if self.path != ":memory:":
-                    self._db.execute("PRAGMA busy_timeout=1000")  # at exit, do not wait long for other kernels
-                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self._conn.execute("PRAGMA busy_timeout=1000")  # at exit, do not wait long for other kernels
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 pass  # another process reads or writes: it (or the last to close) checkpoints later
             finally:
-                self._db.close()
+                self._conn.close()
         atexit.unregister(self.close)
 
     # -- writes ------------------------------------------------------------
@@ -301,6 +321,10 @@ class HistoryStore:
         where, args = ("WHERE status=?", (status,)) if status else ("", ())
         with self._lock:
             return self._db.execute(f"SELECT COUNT(*) FROM batch_result {where}", args).fetchone()[0]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [store._forked() for store in list(_stores)])
 
 
 def open_store(path: Path, warn=None) -> HistoryStore:

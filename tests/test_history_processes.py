@@ -29,10 +29,10 @@ def _open_record_round(base: str, me: int, rounds: int, barrier, warnings) -> No
 
     for n in range(rounds):
         path = Path(base) / f"round{n}" / "history.sqlite3"
-        barrier.wait(timeout=300)  # everyone opens the new file at the same moment
+        barrier.wait(timeout=100)  # everyone opens the new file at the same moment
         store = open_store(path, warn=lambda m: warnings.put(f"round {n}, worker {me}: {m}"))
         store.record("nb", "t", f"cell-{me}", f"question {me}", f"answer {me}")
-        barrier.wait(timeout=300)  # nobody closes before everyone has written
+        barrier.wait(timeout=100)  # nobody closes before everyone has written
         store.close()
 
 
@@ -54,13 +54,13 @@ def _chat_round(base: str, me: int, rounds: int, barrier, warnings) -> None:
         said = io.StringIO()
         with contextlib.redirect_stderr(said):
             shell.run_cell("%load_ext ipyg4f")  # the store opens at the first use, right after the barrier
-            barrier.wait(timeout=300)
+            barrier.wait(timeout=100)
             result = shell.run_cell(f"%%chat -p Scripted -c t\nquestion {me}")
         if "ipyg4f:" in said.getvalue():
             warnings.put(f"round {n}, worker {me}: {said.getvalue()}")
         if not result.success:
             warnings.put(f"round {n}, worker {me}: the cell failed: {result.error_in_exec!r}")
-        barrier.wait(timeout=300)
+        barrier.wait(timeout=100)
         shell.run_cell("%unload_ext ipyg4f")
 
 
@@ -71,7 +71,7 @@ def _run_workers(target, base: Path, rounds: int) -> list[str]:
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=600)
+        w.join(timeout=100)
     assert [w.exitcode for w in workers] == [0] * PROCESSES
     said = []
     while not warnings.empty():
@@ -102,3 +102,24 @@ def test_ipython_shells_starting_on_a_fresh_data_directory_at_once_lose_nothing(
     warnings = _run_workers(_chat_round, tmp_path, rounds)
     assert warnings == []
     _assert_nothing_lost(tmp_path, rounds)
+
+
+def _record_in_forked_child(store: HistoryStore) -> None:
+    store.record("nb", "t", "child", "q", "from the child")
+
+
+def test_a_forked_worker_uses_a_connection_and_a_lock_of_its_own(tmp_path):
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    store.record("nb", "t", "parent", "q", "from the parent")
+    ctx = multiprocessing.get_context("fork")  # as multiprocessing workers calling ipyg4f.map on Linux
+    with store._lock:  # another thread of the kernel is in the middle of a write when the worker forks
+        child = ctx.Process(target=_record_in_forked_child, args=(store,))
+        child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the child waited forever for a lock its parent's thread held"
+    store.record("nb", "t", "parent2", "q", "the parent goes on")
+    assert [e.answer for e in store.exchanges("nb", "t")] == ["from the parent", "from the child", "the parent goes on"]
+    assert store.check() == "ok"
+    store.close()

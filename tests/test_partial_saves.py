@@ -112,3 +112,34 @@ def test_saves_are_throttled_and_a_failing_store_never_stops_the_answer():
         saving.update(answer)
     assert calls == ["abc", "abcde"], "at most one save a second, each with the answer so far"
     assert saving.inner.drawn[-1] == "abcde" and saving.saves == 0
+
+
+async def test_the_panel_saves_its_answer_while_it_streams_too(chat):
+    import asyncio
+
+    from ipyg4f.panel import ChatPanel
+
+    gate = Gate()
+    ScriptedProvider.enqueue(["the panel's first words ", gate, "and the rest", FinishReason("stop")])
+    chat.config.provider = "Scripted"
+    panel = ChatPanel(chat=chat)
+    try:
+        panel.view.set_state({"prompt": "question"})
+        panel.view._handle_custom_msg({"event": "send", "prompt": "question"}, [])
+        [exchange] = panel.exchanges
+
+        def saved():
+            rows = chat.store.exchanges(chat.notebook, chat.config.thread)
+            return [(e.status, e.answer) for e in rows]
+
+        deadline = asyncio.get_running_loop().time() + 60
+        while saved() != [("streaming", "the panel's first words ")]:  # about a second behind the panel
+            assert asyncio.get_running_loop().time() < deadline, saved()
+            await asyncio.sleep(0.05)
+        gate.open.set()
+        assert await asyncio.to_thread(exchange.wait, 30)
+        assert saved() == [("ok", "the panel's first words and the rest")]
+    finally:
+        gate.open.set()
+        panel.close()
+        await panel.join(timeout=30)

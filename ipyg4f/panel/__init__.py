@@ -234,7 +234,8 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         if from_box:
             self.view.prompt = ""
         self.view.busy = True
-        exchange.begin(lambda answer: self.chat.record(prompt, answer, cell_id=cell_id, thread=thread, context=sent))
+        exchange.begin(lambda answer: self.chat.record(prompt, answer, cell_id=cell_id, thread=thread, context=sent),
+                       lambda renderer: self.chat.saving(renderer, prompt, cell_id=cell_id, thread=thread, context=sent))
         return exchange
 
     def _attachments(self) -> list[Any]:

@@ -122,15 +122,16 @@ class Exchange(StreamRenderer):
         self.updates += 1
 
     # -- the run --------------------------------------------------------------------------
-    def begin(self, record: Callable[[Answer], str]) -> "Exchange":
-        """Start streaming on a thread of its own; ``record(answer)`` stores it and returns a note."""
+    def begin(self, record: Callable[[Answer], str], saving: Callable[[Any], Any] | None = None) -> "Exchange":
+        """Start streaming on a thread of its own; ``record(answer)`` stores it and returns a note;
+        ``saving(renderer)`` wraps this exchange to save the answer while it streams (``Chat.saving``)."""
         def then(answer: Answer) -> None:
             try:
                 self.finish(answer, panel_outcome(answer, record(answer)))
             finally:
                 self.on_done(self)
 
-        self.run = Run(self.request, self.answer, self).start(then)
+        self.run = Run(self.request, self.answer, saving(self) if saving else self).start(then)
         return self
 
     def stop(self) -> None:
