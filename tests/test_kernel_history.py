@@ -14,23 +14,14 @@ import pytest
 
 from ipyg4f.history import DIED, HistoryStore
 from kernel_harness import Kernel
-from protocol_server import ProtocolServer
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = ProtocolServer()
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh(server):
-    server.reset()
-    yield
+@pytest.fixture
+def server(protocol_server):
+    """The session's protocol server (conftest), reset before and after each test."""
+    return protocol_server
 
 
 def start_kernel(server, data_dir: Path) -> Kernel:

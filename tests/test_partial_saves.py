@@ -10,20 +10,13 @@ from fakes import Gate, RecordingRenderer, ScriptedProvider
 from ipyg4f.chat import Chat
 from ipyg4f.events import FinishReason
 from ipyg4f.history import HistoryStore
-from ipyg4f.providers import register, unregister
 from ipyg4f.render.saving import SavingRenderer
 from ipyg4f.runner import Answer, ChatRequest, Run
 
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(autouse=True)
-def scripted():
-    ScriptedProvider.reset()
-    register(ScriptedProvider, "Scripted")
-    yield ScriptedProvider
-    unregister("Scripted")
-    ScriptedProvider.reset()
+pytestmark = pytest.mark.usefixtures("scripted")  # the scripted provider of fakes.py, as "Scripted"
 
 
 @pytest.fixture
