@@ -9,7 +9,6 @@ real SIGINT delivered while the model's code sleeps.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import threading
 
@@ -40,25 +39,8 @@ def scripted(*answers):
 
 
 def run_on_worker(loop, request, bridge):
-    """Start the loop on a worker thread's event loop; serve its sync work here until it ends."""
-    outcome = {}
-    finished = threading.Event()
-
-    def worker():
-        try:
-            outcome["text"] = asyncio.run(loop.run(request, [{"role": "user", "content": "go"}]))
-        except BaseException as exc:  # noqa: BLE001 - inspected by the test
-            outcome["error"] = exc
-        finally:
-            finished.set()
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    try:
-        bridge.serve(finished.is_set)
-    finally:
-        assert finished.wait(60) and not thread.join(60)
-    return outcome
+    """The loop on a worker thread's event loop; its sync work served here until it ends."""
+    return {"text": bridge.run_blocking(lambda: loop.run(request, [{"role": "user", "content": "go"}]))}
 
 
 def test_sync_tools_and_asking_run_on_the_serving_thread():
@@ -86,16 +68,19 @@ def test_sync_tools_and_asking_run_on_the_serving_thread():
 
 def test_a_sigint_during_run_python_stops_the_loop_and_keeps_the_steps():
     started = threading.Event()
-    code = "started.set()\nimport time\ntime.sleep(30)\nprint('not reached')"
+    # short sleeps: a signal that lands just before a long sleep's system call waits for its end (CPython)
+    code = "started.set()\nimport time\nwhile True:\n    time.sleep(0.05)"
     request = scripted([ToolCallPart(0, "a", "run_python", '{"code": "1 + 1"}')],
                        [ToolCallPart(0, "b", "run_python", __import__("json").dumps({"code": code}))],
                        ["never"])
     bridge = CellThread()
     loop = ToolLoop([python_tool(Shell(started=started))], Policy("auto"), run_sync=bridge.run)
 
+    main = threading.get_ident()
+
     def interrupt():
         if started.wait(60):
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.pthread_kill(main, signal.SIGINT)  # to the cell's thread, as the kernel's interrupt lands
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     killer = threading.Thread(target=interrupt)
@@ -121,3 +106,36 @@ def test_a_function_that_exits_is_an_error_for_the_model_not_the_end_of_the_loop
     loop = ToolLoop([function_tool(leave)], run_sync=bridge.run)
     assert run_on_worker(loop, request, bridge) == {"text": "ok"}
     assert loop.steps[0].result == "error: RuntimeError: SystemExit: bye"
+
+
+def test_a_sigint_while_the_answer_streams_cancels_the_run_and_keeps_what_came():
+    streaming = threading.Event()
+
+    async def request(messages, tools):
+        if len(messages) == 1:
+            yield ToolCallPart(0, "a", "run_python", '{"code": "1"}')
+            return
+        yield "half an "
+        streaming.set()
+        await asyncio.Event().wait()  # a stalled service: only the interrupt ends it
+        yield "answer"
+
+    main = threading.get_ident()
+
+    def interrupt():
+        if streaming.wait(60):
+            signal.pthread_kill(main, signal.SIGINT)  # to the cell's thread, as the kernel's interrupt lands
+
+    bridge = CellThread()
+    loop = ToolLoop([python_tool(Shell())], Policy("auto"), run_sync=bridge.run)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_on_worker(loop, request, bridge)
+    finally:
+        streaming.set()
+        killer.join(60)
+        signal.signal(signal.SIGINT, previous)
+    assert loop.outcome == INTERRUPTED and loop.text == "half an " and [s.result for s in loop.steps] == ["result: 1"]

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from ipyg4f.agent.approval import Policy, read_answer, shown_call
+from ipyg4f.agent.approval import QUESTION, Policy, input_asker, read_answer, shown_call
 from ipyg4f.agent.calls import ToolCallPart
 from ipyg4f.agent.functions import function_tool
 from ipyg4f.agent.loop import DONE, INTERRUPTED, MAX_STEPS, ToolLoop
@@ -199,7 +199,7 @@ class Asker:
         return answer
 
 
-async def test_ask_runs_on_yes_refuses_on_no_and_all_approves_the_rest(tmp_path):
+async def test_ask_runs_on_yes_refuses_on_no_and_all_approves_the_rest():
     shell = type("Shell", (), {"user_ns": {}, "transform_cell": staticmethod(lambda code: code)})()
     code = [f'{{"code": "n = {i}\\nn"}}' for i in range(4)]
     model = Model([call(i, "run_python", code[i]) for i in range(4)], ["done"])
@@ -246,3 +246,29 @@ async def test_an_interrupt_while_asking_stops_the_loop():
     with pytest.raises(KeyboardInterrupt):
         await loop.run(model.request, USER)
     assert loop.outcome == INTERRUPTED and loop.messages[-1]["content"] == "interrupted by the user"
+
+
+async def test_the_input_asker_shows_the_call_then_reads_the_answer_and_no_stdin_refuses():
+    from IPython.core.error import StdinNotImplementedError
+
+    events = []
+
+    def read(prompt):
+        events.append(("read", prompt))
+        return "yes"
+
+    ask = input_asker(lambda tool, shown: events.append(("show", tool.name, shown)), read)
+    model = Model([call(0, "run_python", '{"code": "2 * 21"}')], ["ok"])
+    shell = type("Shell", (), {"user_ns": {}, "transform_cell": staticmethod(lambda code: code)})()
+    loop = ToolLoop([python_tool(shell)], Policy("ask", ask))
+    await loop.run(model.request, USER)
+    assert events == [("show", "run_python", "2 * 21"), ("read", QUESTION)]
+    assert model.results() == {"c0": "result: 42"}
+
+    def no_stdin(prompt):
+        raise StdinNotImplementedError("raw_input was called, but this frontend does not support input requests.")
+
+    model = Model([call(0, "run_python", '{"code": "1"}')], ["ok"])
+    loop = ToolLoop([python_tool(shell)], Policy("ask", input_asker(lambda *a: None, no_stdin)))
+    await loop.run(model.request, USER)
+    assert model.results()["c0"].startswith("refused: the user could not be asked")

@@ -13,4 +13,6 @@ usable and tested on its own.
 ``calls``      :class:`ToolCallPart`, the stream event carrying a call's id, name and arguments
 ``loop``       the tool loop: request, stream, run the calls, send the results back, repeat
 ``mcp``        the tools of MCP servers (the ``mcp`` SDK, imported only when used)
+``toolsets``   ``--tools`` names -> the tools of a cell (builtin sets, functions, ``mcp:NAME``)
+``bridge``     :class:`CellThread`: the loop's sync work on the cell's thread, Ctrl-C included
 """

@@ -24,9 +24,10 @@ from typing import Any, Callable
 
 from .tool import FUNCTION, MCP, PYTHON, READ, Tool
 
-__all__ = ["MODES", "Decision", "Policy", "read_answer", "shown_call"]
+__all__ = ["MODES", "Decision", "Policy", "read_answer", "shown_call", "input_asker", "QUESTION"]
 
 MODES = ("ask", "auto", "never")
+QUESTION = "Run it? [y]es / [n]o / [a]ll for this cell: "
 Ask = Callable[[Tool, str], str]
 
 
@@ -55,6 +56,17 @@ def shown_call(tool: Tool, arguments: dict[str, Any]) -> str:
         return arguments["code"]
     inside = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
     return f"{tool.shown}({inside})"
+
+
+def input_asker(show: Callable[[Tool, str], Any], read: Callable[[str], str] = input) -> Ask:
+    """An ``ask`` for a kernel or a terminal: ``show`` the call (the front end highlights the code),
+    then ``read`` the answer with the kernel's input prompt.  Where no input is possible ``input()``
+    raises (IPython's ``StdinNotImplementedError``) and the call is refused."""
+    def ask(tool: Tool, shown: str) -> str:
+        show(tool, shown)
+        return read(QUESTION)
+
+    return ask
 
 
 class Policy:

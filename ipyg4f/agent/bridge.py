@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["CellThread"]
 
@@ -38,16 +40,58 @@ class CellThread:
         self._jobs.put((fn, loop, future))
         return await future
 
+    def run_blocking(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run ``make()`` on an event loop of a worker thread, serving its sync work here until it ends.
+
+        For a caller without a worker loop of its own (``ipyg4f.agent(...)`` from a script, the tests):
+        a ``KeyboardInterrupt`` here (in served work or between) cancels the coroutine, waits until it
+        has stopped (its steps recorded), then is raised again.
+        """
+        state: dict[str, Any] = {}
+        started, finished = threading.Event(), threading.Event()
+
+        async def main() -> T:
+            state["loop"], state["task"] = asyncio.get_running_loop(), asyncio.current_task()
+            started.set()
+            return await make()
+
+        def worker() -> None:
+            try:
+                state["result"] = asyncio.run(main())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                state["error"] = exc
+            finally:
+                started.set()
+                finished.set()
+                self._jobs.put(None)  # wakes serve() at once
+
+        thread = threading.Thread(target=worker, name="ipyg4f-agent", daemon=True)
+        thread.start()
+        try:
+            self.serve(finished.is_set)
+        except KeyboardInterrupt:
+            started.wait()
+            if "loop" in state:
+                _tell(state["loop"], lambda *_: state["task"].cancel(), "cancel", None)
+            finished.wait()
+            raise
+        finally:
+            thread.join()
+        if "error" in state:
+            raise state["error"]
+        return state["result"]
+
     def serve(self, done: Callable[[], bool], poll: float = 0.2) -> None:
         """Run the functions sent until ``done()``; never blocks more than ``poll`` seconds at a time."""
         self._owner = threading.get_ident()
         try:
             while not done():
                 try:
-                    fn, loop, future = self._jobs.get(timeout=poll)
+                    job = self._jobs.get(timeout=poll)
                 except queue.Empty:
                     continue
-                self._one(fn, loop, future)
+                if job is not None:
+                    self._one(*job)
         finally:
             self._owner = None
 
@@ -68,11 +112,18 @@ class CellThread:
         try:
             value = fn()
         except KeyboardInterrupt:
-            loop.call_soon_threadsafe(settle, "cancel", None)
+            _tell(loop, settle, "cancel", None)
             raise
         except Exception as exc:
-            loop.call_soon_threadsafe(settle, "error", exc)
+            _tell(loop, settle, "error", exc)
         except BaseException as exc:  # SystemExit & co. must not reach the worker loop as themselves
-            loop.call_soon_threadsafe(settle, "error", RuntimeError(f"{type(exc).__name__}: {exc}"))
+            _tell(loop, settle, "error", RuntimeError(f"{type(exc).__name__}: {exc}"))
         else:
-            loop.call_soon_threadsafe(settle, "result", value)
+            _tell(loop, settle, "result", value)
+
+
+def _tell(loop: asyncio.AbstractEventLoop, settle: Callable[[str, Any], None], outcome: str, value: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(settle, outcome, value)
+    except RuntimeError:  # the loop has closed: nobody waits for this any more
+        pass
