@@ -136,7 +136,9 @@ class Answer:
 
     @property
     def reasoning(self) -> str:
-        return "".join(self.reasoning_parts)
+        if len(self.reasoning_parts) > 1:  # joined once per change, as the text is
+            self.reasoning_parts = ["".join(self.reasoning_parts)]
+        return self.reasoning_parts[0] if self.reasoning_parts else ""
 
     @property
     def has_answer(self) -> bool:

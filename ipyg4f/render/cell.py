@@ -45,6 +45,7 @@ class CellRenderer(StreamRenderer):
         self.tail = None  #: the display the live tail is drawn into
         self.head_html = ""  #: what the head display shows (after the style and the context)
         self.pieces: list[str] = []  #: the settled pieces shown, each an output of its own
+        self.merged = ""  #: the pieces merged into the head display when the cell restarted
 
     def _meta(self, status: str, **extra: Any) -> dict[str, Any]:
         return {"ipyg4f": {**self.metadata, "status": status, **extra}}
@@ -64,19 +65,19 @@ class CellRenderer(StreamRenderer):
 
     def _head(self, html: str, plain: str = "") -> None:
         self.head_html = html
-        self.handle.update({"text/plain": plain, "text/html": STYLE + self.context + html}, raw=True,
+        self.handle.update({"text/plain": plain, "text/html": STYLE + self.context + html + self.merged}, raw=True,
                            metadata=self._meta("streaming"))
 
     def _restart(self, pieces: list[str]) -> None:
-        """Clear the cell and show the head again, then ``pieces`` (already wrapped) as ONE output."""
+        """Clear the cell and show the head again with ``pieces`` (already wrapped) in the same output: the
+        front end clears the cell when that output arrives, so the cell never shows the head alone."""
         from IPython.display import clear_output, display
 
         clear_output(wait=True)
-        self.handle = display({"text/plain": "", "text/html": STYLE + self.context + self.head_html}, raw=True,
-                              display_id=True, metadata=self._meta("streaming"))
-        self.pieces = ["".join(pieces)] if pieces else []
-        if self.pieces:
-            display({"text/html": self.pieces[0]}, raw=True)
+        self.merged = "".join(pieces)
+        self.handle = display({"text/plain": "", "text/html": STYLE + self.context + self.head_html + self.merged},
+                              raw=True, display_id=True, metadata=self._meta("streaming"))
+        self.pieces = [self.merged] if pieces else []
         self.tail = None
 
     def _add_piece(self, html: str) -> None:

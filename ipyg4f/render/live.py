@@ -32,7 +32,7 @@ CODE_PIECE = 300
 #: unsettled text is this long, cut at a sentence end, else a space, else anywhere safe
 PARAGRAPH_PIECE = 600
 #: a table still streaming settles its rows once this many have come after the last settled one
-TABLE_ROWS = 8
+TABLE_ROWS = 4
 
 
 def _blocks(tokens: list[Any]) -> list[tuple[int, list[Any]]]:

@@ -19,10 +19,13 @@ class Throttle:
     characters of updates per second: an update of ``size`` characters waits
     ``max(1/rate, size/budget)`` before the next one.
 
-    An update resends what it draws: the cell and the panel draw only a small
-    live tail (:mod:`ipyg4f.render.live`), so the budget rarely matters; it
-    bounds the cost where a tail is large after all (one enormous paragraph,
-    shown as plain text), spacing updates out as it grows.
+    Given the answer's length (``ready(length)``), an update also waits until it
+    is paid for: the previous update's size at most :data:`FREE` characters plus
+    :data:`COST` times what the answer grew since, or :data:`MAX_GAP` seconds.
+    A small live tail (:mod:`ipyg4f.render.live`) streams at ``rate``; a large
+    one (settled text waiting to become a piece of its own, a long table row
+    block) is resent only as often as the answer grows by its size, so the bytes
+    a stream sends stay within a constant factor of the answer whatever its shape.
     """
 
     def __init__(self, rate: float, budget: float = 1_000_000, clock: Callable[[], float] = time.monotonic):
@@ -31,16 +34,32 @@ class Throttle:
         self.clock = clock
         self.last = float("-inf")
         self.gap = self.interval
+        self.size = 0  #: the previous update's size
+        self.at = 0  #: the answer's length at the previous update
 
-    def ready(self) -> bool:
-        return self.clock() - self.last >= self.gap
+    def _paid(self, length: int | None) -> bool:
+        return length is None or self.size <= FREE + COST * (length - self.at)
 
-    def mark(self, size: int = 0) -> None:
+    def ready(self, length: int | None = None) -> bool:
+        waited = self.clock() - self.last
+        return waited >= self.gap and (self._paid(length) or waited >= MAX_GAP)
+
+    def mark(self, size: int = 0, length: int = 0) -> None:
         self.last = self.clock()
         self.gap = max(self.interval, size / self.budget if self.budget else 0.0)
+        self.size, self.at = size, length
 
-    def wait_time(self) -> float:
-        return max(0.0, self.last + self.gap - self.clock())
+    def wait_time(self, length: int | None = None) -> float:
+        gap = self.gap if self._paid(length) else max(self.gap, MAX_GAP)
+        return max(0.0, self.last + gap - self.clock())
+
+
+#: an update of up to this many characters is always allowed at the throttle's rate
+FREE = 1_000
+#: characters an update may resend per character the answer grew since the previous one
+COST = 1.0
+#: the longest an answer that grows waits for an update, paid for or not (seconds)
+MAX_GAP = 1.0
 
 
 class StreamRenderer:
@@ -65,20 +84,20 @@ class StreamRenderer:
         """Note that ``answer`` changed; draw it if an update is due."""
         self.answer = answer
         self._dirty = True
-        if self.throttle.ready():
+        if self.throttle.ready(_length(answer)):
             self.flush()
 
     def pending(self) -> bool:
         return self._dirty
 
     def wait_time(self) -> float:
-        return self.throttle.wait_time()
+        return self.throttle.wait_time(_length(self.answer) if self.answer is not None else None)
 
     def flush(self) -> None:
         if not self._dirty or self.answer is None:
             return
         self._dirty = False
-        self.throttle.mark(self.draw(self.answer))
+        self.throttle.mark(self.draw(self.answer), _length(self.answer))
         self.updates += 1
 
     def tick(self) -> None:
@@ -91,3 +110,8 @@ class StreamRenderer:
     def finish(self, answer: Any, outcome: Any) -> None:
         """Show the final answer and its outcome."""
         raise NotImplementedError
+
+
+def _length(answer: Any) -> int:
+    """How much of an answer has arrived (its text and its thinking), which pays for updates."""
+    return len(answer.text) + len(answer.reasoning)
