@@ -101,19 +101,11 @@ class Chat:
         options > ``ChatConfig.provider_options`` > environment > class default.  Never touches the network;
         a problem of ``provider_options`` is printed once."""
         from .providers import get_provider
-        from .providers.fallback import Fallback
-        from .providers.setup import PROVIDER_SPECIFIC, SetupError, check_options, resolve
+        from .providers.setup import check_options, resolve
 
         config = self.config
         self.warn_once(check_options(config.provider_options))
         cls = get_provider(provider or self.provider_setting())
-        if issubclass(cls, Fallback):
-            own = [k for k in PROVIDER_SPECIFIC if (cell or {}).get(k) or (k == "model" and model)]
-            if own:
-                flags = {"model": "-m", "base_url": "--base-url"}
-                raise SetupError(f"{', '.join(dict.fromkeys(flags.get(k, '--api-key-env') for k in own))} with "
-                                 "-p Fallback: each provider it tries has its own; set them in "
-                                 'ChatConfig.provider_options, e.g. {"g4f:Custom": {"base_url": "...", "model": "..."}}')
         default_model = config.model if (not provider or str(provider).lower() == config.provider.lower()) else ""
         defaults = {"temperature": config.temperature, **config.provider_settings(cls.name)}
         return resolve(cls, model=model, default_model=default_model, cell=cell,
@@ -132,13 +124,13 @@ class Chat:
         return setup.provider, setup.model
 
     def fallback_setups(self, cell: dict[str, Any]) -> list[Any]:
-        """The providers Fallback tries (``cell["providers"]``, else ``ChatConfig.fallback``, else every
-        one set up and ready, :meth:`~ipyg4f.providers.setup.Setup.ready`), each as configured alone (its ``provider_options`` included) with the cell's request options (``-t``, ``--max-tokens``...); one that cannot be resolved is left as its
-        name, and Fallback reports its failure in turn."""
+        """The providers Fallback tries (``cell["providers"]``, else ``ChatConfig.fallback``, else every one
+        set up and ready, :meth:`~ipyg4f.providers.setup.Setup.ready`), each as configured alone (its
+        ``provider_options`` included) with the cell's request options (``-t``, ``--max-tokens``...); one
+        that cannot be resolved is left as its name, and Fallback reports its failure in turn."""
+        from .providers import provider_names
         from .providers.fallback import Fallback
         from .providers.setup import PROVIDER_SPECIFIC
-
-        from .providers import provider_names
 
         shared = {k: v for k, v in cell.items() if k not in PROVIDER_SPECIFIC and k != "providers"}
         names = list(cell.get("providers") or self.config.fallback)

@@ -105,6 +105,8 @@ class AsyncGeneratorProvider:
     base_url_env: ClassVar[str | None] = None
     api_key_env: ClassVar[str | None] = None
     enforces_timeout: ClassVar[bool] = False
+    #: it tries other providers (Fallback): no model, base URL or key of its own
+    combines: ClassVar[bool] = False
     supports_images: ClassVar[bool] = False
     #: how many requests it can answer at once (0: no limit); a batch runs no more workers than that
     max_concurrency: ClassVar[int] = 0

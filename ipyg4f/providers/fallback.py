@@ -31,6 +31,7 @@ class Fallback(AsyncGeneratorProvider):
     supports_message_history = True
     options = frozenset(OPTION_FLAGS)  # handed on to each provider it tries
     enforces_timeout = True  # each provider's silence is timed on its own
+    combines = True
     #: provider names to try; None -> every available registered provider
     providers: ClassVar[Sequence[Any] | None] = None
 

@@ -166,6 +166,7 @@ def resolve(provider: Any, *, model: str | None = None, default_model: str | Non
     """
     cls = get_provider(provider)
     cell = {k: v for k, v in (cell or {}).items() if v is not None}
+    _refuse_per_provider_options(cls, model, cell)
     configured = configured_options(cls.name, provider_options)
     problems: list[str] = []
 
@@ -202,6 +203,17 @@ def resolve(provider: Any, *, model: str | None = None, default_model: str | Non
     options.update({k: v for k, v in configured.items() if k not in PROVIDER_SPECIFIC and v is not None})
     options.update({k: v for k, v in cell.items() if k not in PROVIDER_SPECIFIC})
     return Setup(cls, resolved_model, base_url, base_from, key_env, key_from, key, options, tuple(problems))
+
+
+def _refuse_per_provider_options(cls: Any, model: str | None, cell: Mapping[str, Any]) -> None:
+    """Fallback tries several providers: a model, base URL or key of the cell would mean something
+    different to each, so those are set per provider, in ``provider_options``."""
+    own = [k for k in PROVIDER_SPECIFIC if cell.get(k) or (k == "model" and model)]
+    if own and cls.combines:
+        flags = {"model": "-m", "base_url": "--base-url"}
+        raise SetupError(f"{', '.join(dict.fromkeys(flags.get(k, '--api-key-env') for k in own))} with -p Fallback: "
+                         "each provider it tries has its own; set them in ChatConfig.provider_options, "
+                         'e.g. {"g4f:Custom": {"base_url": "...", "model": "..."}}')
 
 
 # -- checking ChatConfig.provider_options ---------------------------------------------------------
