@@ -43,6 +43,27 @@ def run_on_worker(loop, request, bridge):
     return {"text": bridge.run_blocking(lambda: loop.run(request, [{"role": "user", "content": "go"}]))}
 
 
+def interrupted_run(loop, request, bridge, when: threading.Event) -> None:
+    """Run it; once ``when`` is set, a SIGINT to this (the cell's) thread, as the kernel's interrupt lands.
+    The run must end in KeyboardInterrupt."""
+    main = threading.get_ident()
+
+    def interrupt():
+        if when.wait(60):
+            signal.pthread_kill(main, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_on_worker(loop, request, bridge)
+    finally:
+        when.set()
+        killer.join(60)
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_sync_tools_and_asking_run_on_the_serving_thread():
     here = threading.get_ident()
     seen = []
@@ -75,23 +96,7 @@ def test_a_sigint_during_run_python_stops_the_loop_and_keeps_the_steps():
                        ["never"])
     bridge = CellThread()
     loop = ToolLoop([python_tool(Shell(started=started))], Policy("auto"), run_sync=bridge.run)
-
-    main = threading.get_ident()
-
-    def interrupt():
-        if started.wait(60):
-            signal.pthread_kill(main, signal.SIGINT)  # to the cell's thread, as the kernel's interrupt lands
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    killer = threading.Thread(target=interrupt)
-    killer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_on_worker(loop, request, bridge)
-    finally:
-        started.set()
-        killer.join(60)
-        signal.signal(signal.SIGINT, previous)
+    interrupted_run(loop, request, bridge, started)
     assert loop.outcome == INTERRUPTED
     assert [s.result for s in loop.steps] == ["result: 2", "interrupted by the user"]
     assert loop.messages[-1] == {"role": "tool", "tool_call_id": "b", "content": "interrupted by the user"}
@@ -120,22 +125,7 @@ def test_a_sigint_while_the_answer_streams_cancels_the_run_and_keeps_what_came()
         await asyncio.Event().wait()  # a stalled service: only the interrupt ends it
         yield "answer"
 
-    main = threading.get_ident()
-
-    def interrupt():
-        if streaming.wait(60):
-            signal.pthread_kill(main, signal.SIGINT)  # to the cell's thread, as the kernel's interrupt lands
-
     bridge = CellThread()
     loop = ToolLoop([python_tool(Shell())], Policy("auto"), run_sync=bridge.run)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    killer = threading.Thread(target=interrupt)
-    killer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_on_worker(loop, request, bridge)
-    finally:
-        streaming.set()
-        killer.join(60)
-        signal.signal(signal.SIGINT, previous)
+    interrupted_run(loop, request, bridge, streaming)
     assert loop.outcome == INTERRUPTED and loop.text == "half an " and [s.result for s in loop.steps] == ["result: 1"]
