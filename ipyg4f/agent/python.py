@@ -55,9 +55,9 @@ def run_python(code: str, namespace: dict[str, Any], shell: Any = None, budget: 
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = printed.tee(stdout), printed.tee(stderr)
     try:
-        exec(compile(tree, filename, "exec"), namespace)
+        exec(compile(tree, filename, "exec", dont_inherit=True), namespace)
         if last is not None:
-            value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)
+            value = eval(compile(ast.Expression(last.value), filename, "eval", dont_inherit=True), namespace)
             if value is not None:
                 result = repr(value)
     except (Exception, SystemExit) as exc:
