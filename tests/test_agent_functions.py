@@ -66,8 +66,8 @@ def test_calling_converts_enums_and_passes_keywords():
         return "painted"
 
     tool = function_tool(paint)
-    assert tool.call({"colour": "blue", "times": 3}) == "painted"
-    assert seen == {"colour": Colour.BLUE, "times": 3}
+    assert tool.call({"colour": "blue", "times": 3.0}) == "painted"
+    assert seen == {"colour": Colour.BLUE, "times": 3} and type(seen["times"]) is int
 
 
 @pytest.mark.parametrize("doc", [

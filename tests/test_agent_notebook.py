@@ -121,6 +121,12 @@ def test_run_python_returns_the_error_with_the_models_own_lines(shell):
     assert run_python("raise SystemExit(3)", {}).startswith("error: SystemExit: 3")
 
 
+def test_run_python_compiles_the_code_as_a_cell_would_not_with_ipyg4fs_future_flags():
+    # ipyg4f's modules use "from __future__ import annotations"; the model's code must not inherit it
+    assert run_python("def f(x: nowhere):\n    pass", {}) == \
+        "error: NameError: name 'nowhere' is not defined\n  line 1: def f(x: nowhere):"
+
+
 def test_run_python_knows_magics_and_says_when_nothing_came_back(shell):
     assert run_python("z = 5", shell.user_ns, shell) == "done (no output, no value)"
     assert run_python("%time w = z + 1\nw", shell.user_ns, shell).endswith("result: 6")

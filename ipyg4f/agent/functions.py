@@ -166,6 +166,8 @@ def _converter(annotation: Any) -> Callable[[Any], Any] | None:
     """How a JSON value becomes what the parameter wants (an Enum member, a model instance), or None."""
     if typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
+    if annotation is int:  # the schema check lets 3.0 through as an integer: the function gets 3
+        return lambda v: int(v) if isinstance(v, float) else v
     if inspect.isclass(annotation) and issubclass(annotation, enum.Enum):
         return annotation
     if _is_model(annotation):
