@@ -148,13 +148,15 @@ async def test_a_cancelled_run_keeps_what_streamed_and_the_steps():
 async def test_results_are_cut_to_the_budget_and_secrets_redacted_everywhere():
     register_secret("sk-agent-secret-123")
     model = Model([call(0, "peek", '{"key": "sk-agent-secret-123"}'), call(1, "big", "{}")], ["ok"])
-    tools = [Tool("peek", "", {"type": "object"}, lambda a: "the key is sk-agent-secret-123", READ),
+    received = []
+    tools = [Tool("peek", "", {"type": "object"}, lambda a: received.append(a) or "the key is sk-agent-secret-123", READ),
              Tool("big", "", {"type": "object"}, lambda a: "x" * 50_000, READ)]
     loop = ToolLoop(tools, budget=1000)
     await loop.run(model.request, USER)
     got = model.results()
     assert got["c0"] == "the key is ***" and "sk-agent" not in json.dumps(model.sent[1][0])
     assert loop.steps[0].arguments == '{"key": "***"}'
+    assert received == [{"key": "sk-agent-secret-123"}]  # the tool itself gets what was sent
     assert len(got["c1"]) == 1000 and got["c1"].endswith("[… cut here: 1,000 of 50,000 characters]")
 
 

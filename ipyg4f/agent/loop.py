@@ -105,10 +105,9 @@ class ToolLoop:
                                      "it does not pass tool calls on")
                     self.outcome = DONE
                     return self.text
-                calls = calls.done(self.requests)
-                for call in calls:
-                    call.arguments = redact(call.arguments)
-                self.messages.append(assistant_message(self.text, calls))
+                calls = calls.done(self.requests)  # run as sent; stored and shown redacted
+                stored = [Call(c.id, c.name, redact(c.arguments)) for c in calls]
+                self.messages.append(assistant_message(self.text, stored))
                 self._open = list(calls)
                 if self.requests >= self.max_steps:
                     self._close("not run: the step limit of this cell was reached")
