@@ -33,6 +33,8 @@ class SavingRenderer:
         self._ticked = clock()
 
     def __getattr__(self, name: str) -> Any:  # start, prepare, finish... and anything else the front end reads
+        if name == "inner":  # not set yet (a copy being built): no endless lookup
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     @property
