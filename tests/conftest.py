@@ -28,6 +28,19 @@ def protocol_server(_protocol_server_session):
 
 
 @pytest.fixture
+def scripted():
+    """The scripted provider of ``fakes.py``, registered as ``Scripted`` for one test, its queue empty."""
+    from fakes import ScriptedProvider
+    from ipyg4f.providers import register, unregister
+
+    ScriptedProvider.reset()
+    register(ScriptedProvider, "Scripted")
+    yield ScriptedProvider
+    unregister("Scripted")
+    ScriptedProvider.reset()
+
+
+@pytest.fixture
 def seed_urls(protocol_server, monkeypatch):
     from ipyg4f.providers import get_provider
 

@@ -27,7 +27,7 @@ from ipyg4f.providers import AsyncGeneratorProvider, FinishReason, provider_name
 from ipyg4f.panel import ChatPanel
 from ipyg4f.runner import Answer
 
-from fakes import Gate, ScriptedProvider
+from fakes import Gate
 
 #: a "must not hang" guard, generous: the suite runs beside CPU hogs
 TIMEOUT = 30.0
@@ -200,15 +200,6 @@ async def let_go(protocol_server, n=1):
     assert await asyncio.to_thread(protocol_server.wait_stalled, n, TIMEOUT)
     protocol_server.fault = None
     protocol_server.release_stall()
-
-
-@pytest.fixture
-def scripted():
-    ScriptedProvider.reset()
-    register(ScriptedProvider, "Scripted")
-    yield ScriptedProvider
-    unregister("Scripted")
-    ScriptedProvider.reset()
 
 
 def press_stop(panel):
@@ -416,9 +407,11 @@ async def test_three_sends_after_provider_changes_send_exactly_what_was_typed(ma
     assert [r["messages"][-1]["content"] for r in scripted.requests] == prompts
 
 
-async def test_streaming_sends_each_part_of_a_long_answer_about_once(panel, protocol_server, chat):
+async def test_streaming_sends_each_part_of_a_long_answer_about_once(make_panel, scripted, chat):
     """A 30,000-character answer: what the panel sends while streaming grows with the answer (settled
-    blocks once, a small tail per update), not with its square; the view ends equal to the final render."""
+    blocks once, a small tail per update), not with its square; the view ends equal to the final render.
+    The stream stops at 40 gates, each opened once the view has been updated: at least 40 updates,
+    however busy the machine."""
     chat.config.updates_per_second = 50
     paragraph = ("Tea is brewed from the leaves of *Camellia sinensis*; `green` and **black** differ "
                  "in oxidation, and water temperature matters. ")
@@ -434,11 +427,29 @@ async def test_streaming_sends_each_part_of_a_long_answer_about_once(panel, prot
         size += len(block) + 2
         i += 1
     text = "\n\n".join(blocks)[:30_000]
-    protocol_server.chunks = [text[i:i + 60] for i in range(0, len(text), 60)]
-    protocol_server.chunk_delay = 0.004
+    chunks = [text[i:i + 60] for i in range(0, len(text), 60)]
+    every, steps, gates = len(chunks) // 41, [], []
+    for n, chunk in enumerate(chunks, 1):
+        steps.append(chunk)
+        if n % every == 0 and len(gates) < 40:
+            gates.append(Gate())
+            steps.append(gates[-1])
+    scripted.enqueue([*steps, FinishReason("stop")])
+    panel = make_panel()
+    panel.provider.value = "Scripted"
     front = panel.front
     before = front.bytes
     exchange = ask(panel, "a long one")
+
+    def stream_ops(f):
+        return sum(op["op"] in ("append", "tail") for op in f.ops)
+
+    seen = 0
+    for gate in gates:  # what came before each gate is drawn while the stream waits there
+        assert await asyncio.to_thread(gate.reached.wait, TIMEOUT)
+        await front.until(lambda f: stream_ops(f) > seen)
+        seen = stream_ops(front)
+        gate.open.set()
     await ended(exchange)
     assert exchange.answer.text == text and len(text) == 30_000
     sent = front.bytes - before

@@ -109,10 +109,9 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self.add_class("ipyg4f-panel")
         with self._programmatic():
             self.provider.value = self._canonical(chat.provider_setting())
-        self.refresh_models(prefer=config.model)
         chat.on_record.append(self._on_record)  # %%chat cells of this thread appear here too
         self._load_transcript()
-        self._show_status(f"ready — {self._choice_label()}", "info")
+        self.refresh_models(prefer=config.model, then=lambda: self._show_status(f"ready — {self._choice_label()}"))
 
     # -- options ------------------------------------------------------------------
     def _thread_options(self, current: str) -> list[str]:
@@ -135,17 +134,19 @@ class ChatPanel(ProviderChoice, widgets.VBox):
     def _on_provider(self, change: dict) -> None:
         if self._syncing:
             return
-        self.refresh_models(prefer="")
+        self.refresh_models(prefer="", then=self._chosen)
+
+    def _chosen(self) -> None:
+        """The provider chosen here is the default of later cells: say so (and if it may not answer)."""
         self.chat.set_defaults(self.provider.value, self.model.value)
         info = self._infos.get(self.provider.value)
         note = ""
-        if info is not None and not info.error:
+        if info is not None:
             if not info.working:
                 note = " (marked not working: it will probably fail)"
             elif not info.available:
                 note = " (not set up: it needs a key or a base URL)"
-        if info is None or not info.error:
-            self._show_status(f"default for %%chat: {self._choice_label()}{note}", "warn" if note else "info")
+        self._show_status(f"default for %%chat: {self._choice_label()}{note}", "warn" if note else "info")
 
     def _on_model(self, change: dict) -> None:
         if self._syncing:
@@ -179,8 +180,8 @@ class ChatPanel(ProviderChoice, widgets.VBox):
             return
         with self._programmatic():
             self.provider.value = name
-        self.refresh_models(prefer=self.chat.config.model)
-        self._show_status(f"default changed: {self._choice_label()}", "info")
+        self.refresh_models(prefer=self.chat.config.model,
+                            then=lambda: self._show_status(f"default changed: {self._choice_label()}"))
 
     def _on_config_model(self, change: dict) -> None:
         if change["new"] == self.model.value:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any
+from typing import Any, Callable
 
 from .. import providers as registry
 from ..errors import describe
@@ -102,10 +102,13 @@ class ProviderChoice:
             self.model.options = options
             self.model.value = want if want in names else options[0][1]
 
-    def refresh_models(self, prefer: str | None = None) -> concurrent.futures.Future | None:
+    def refresh_models(self, prefer: str | None = None,
+                       then: Callable[[], None] | None = None) -> concurrent.futures.Future | None:
         """Show the provider's models; fetch them (``list_models()``) when it has no fixed list.
 
-        The fetch runs on the runner's loop thread; returns its future (None when nothing is fetched).
+        ``then()`` runs once the fixed list is shown, before the fetch starts (it says the new choice in
+        the status line: a fetch that fails at once is said after it, not hidden by it).  The fetch runs
+        on the runner's loop thread; returns its future (None when nothing is fetched).
         """
         if prefer is None:
             prefer = self.model.value
@@ -115,7 +118,9 @@ class ProviderChoice:
         info = self._infos.get(self.provider.value)
         static = cls.available_models() if cls is not None else []
         self._set_models(static, prefer)
-        if info is not None and info.error:
+        if then is not None:
+            then()
+        if info is not None and info.error:  # after then(): this is what the status line must say
             self._show_status(f"{self.provider.value} cannot be loaded: {redact(info.error)}", "error")
         setup = self._setup() if cls is not None else None
         if setup is None or static or not cls.lists_models_remotely() or not setup.configured:
