@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipyg4f.agent.notebook import list_variables, notebook_tools, read_cells, track_cells, untrack_cells
+from ipyg4f.agent.notebook import (list_variables, notebook_context, notebook_tools, read_cells, track_cells,
+                                   untrack_cells)
 from ipyg4f.agent.python import python_tool, run_python
 from ipyg4f.agent.tool import PYTHON, READ, ToolError
 
@@ -84,6 +85,20 @@ def test_read_cells_in_execution_order_with_results_and_errors(shell):
     assert read_cells(shell, 2, 3).startswith("In [2]:") and "In [4]" not in read_cells(shell, 2, 3)
     assert read_cells(shell, 9, 12) == "no executed cells in that range (cells 1 to 4 exist)"
     assert len(tools(shell, budget=60)["read_cells"].call({"start": 1, "end": 4})) <= 60
+
+
+def test_the_notebook_as_context_keeps_the_newest_cells_that_fit(shell):
+    for n in range(1, 6):
+        shell.run_cell(f"value_{n} = {n}  # cell {n}", store_history=True)
+    whole = notebook_context(shell, 10_000)
+    assert whole.startswith("In [1]:") and whole.endswith("value_5 = 5  # cell 5")
+    cell = len("In [5]:\nvalue_5 = 5  # cell 5") + 1
+    note = len("[3 older cells left out to fit]\n")
+    two = notebook_context(shell, 2 * cell + note)
+    assert two == "[3 older cells left out to fit]\nIn [4]:\nvalue_4 = 4  # cell 4\nIn [5]:\nvalue_5 = 5  # cell 5"
+    assert len(two) <= 2 * cell + note
+    assert notebook_context(shell, 2 * cell + 5).startswith("[4 older cells left out to fit]\nIn [5]:")
+    assert notebook_context(shell, 10) == ""
 
 
 def test_last_error_is_the_error_attachment_and_none_says_so(shell, monkeypatch):

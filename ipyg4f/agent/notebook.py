@@ -19,7 +19,7 @@ from typing import Any
 from ..context import lasterror, values
 from .tool import READ, Tool, ToolError
 
-__all__ = ["notebook_tools", "list_variables", "read_cells", "track_cells", "untrack_cells"]
+__all__ = ["notebook_tools", "list_variables", "read_cells", "notebook_context", "track_cells", "untrack_cells"]
 
 #: most variables listed, most cells read in one call, characters of one cell's result
 MAX_VARIABLES = 200
@@ -116,26 +116,51 @@ def _summary(value: Any) -> str:
 
 def read_cells(shell: Any, start: int | None = None, end: int | None = None) -> str:
     """The executed cells ``start`` to ``end`` (execution counts, both included; default the last 10)."""
-    sources = shell.user_ns.get("In") or []
-    outputs = shell.user_ns.get("Out") or {}
-    current = getattr(shell, "execution_count", len(sources))
-    last = len(sources) - 1
-    if last >= current:
-        last = current - 1  # the cell running now (the one asking) is not read
+    last = _last_cell(shell)
     end = last if end is None else min(end, last)
     start = max(1, end - 9) if start is None else max(1, start)
     if end < start:
         return f"no executed cells in that range (cells 1 to {last} exist)" if last else "no cells executed yet"
-    if end - start + 1 > MAX_CELLS:
-        start = end - MAX_CELLS + 1
-    errors = _errors.get(id(shell), {})
-    parts = []
-    for n in range(start, end + 1):
-        parts.append(f"In [{n}]:\n{sources[n].rstrip()}")
-        if n in outputs:
-            parts.append(f"Out[{n}]: {values._repr(outputs[n], RESULT_CHARS)}")
-        if n in errors:
-            parts.append(f"Error in [{n}]: {errors[n]}")
+    start = max(start, end - MAX_CELLS + 1)
+    return "\n".join(_cell(shell, n) for n in range(start, end + 1))
+
+
+def notebook_context(shell: Any, budget: int) -> str:
+    """The executed cells as context (``--notebook``): the newest first into the budget, shown in order;
+    an older cell that does not fit whole is left out, and the text says how many were."""
+    kept: list[str] = []
+    used = 0
+    last = _last_cell(shell)
+    for n in range(last, 0, -1):
+        text = _cell(shell, n)
+        if used + len(text) + 1 > budget:
+            break
+        kept.append(text)
+        used += len(text) + 1
+    while True:
+        left_out = last - len(kept)
+        head = [f"[{left_out} older cell{'s' if left_out > 1 else ''} left out to fit]"] if left_out else []
+        text = "\n".join(head + kept[::-1])
+        if len(text) <= budget or not kept:
+            return text if len(text) <= budget else ""
+        kept.pop()  # the note itself must fit too
+
+
+def _last_cell(shell: Any) -> int:
+    """The newest executed cell's number (the cell running now, the one asking, is not read)."""
+    sources = shell.user_ns.get("In") or []
+    current = getattr(shell, "execution_count", len(sources))
+    return max(min(len(sources) - 1, current - 1), 0)
+
+
+def _cell(shell: Any, n: int) -> str:
+    parts = [f"In [{n}]:\n{shell.user_ns['In'][n].rstrip()}"]
+    outputs = shell.user_ns.get("Out") or {}
+    if n in outputs:
+        parts.append(f"Out[{n}]: {values._repr(outputs[n], RESULT_CHARS)}")
+    error = _errors.get(id(shell), {}).get(n)
+    if error:
+        parts.append(f"Error in [{n}]: {error}")
     return "\n".join(parts)
 
 
