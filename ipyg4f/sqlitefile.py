@@ -100,12 +100,15 @@ def owner() -> str:
 
 
 def _started(pid: int) -> str:
-    """When process ``pid`` started (Linux ``/proc``; elsewhere empty)."""
+    """When process ``pid`` started (Linux ``/proc``; elsewhere empty); ``"ended"`` for a zombie."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
         return ""
+    if len(fields) < 20:
+        return ""
+    return "ended" if fields[0] in (b"Z", b"X") else fields[19].decode()  # killed, not yet reaped
 
 
 def alive(who: str | None, updated: float | None) -> bool:
@@ -124,4 +127,5 @@ def alive(who: str | None, updated: float | None) -> bool:
         pass
     except OSError:
         return False
-    return not started or _started(int(pid)) in (started, "")
+    now = _started(int(pid))
+    return now != "ended" and (not started or now in (started, ""))

@@ -59,10 +59,16 @@ def wait_until(condition, timeout: float = 60.0):
 
 
 def sigkill(k: Kernel) -> None:
-    """Kill the kernel process at once (no atexit, no final record) and wait until it is gone."""
-    os.kill(k.km.provisioner.pid, signal.SIGKILL)
-    wait_until(lambda: not k.km.is_alive())
+    """Kill the kernel process at once (no atexit, no final record); it is left unreaped (a zombie), as
+    until the server that started it notices."""
+    pid = k.km.provisioner.pid
+    os.kill(pid, signal.SIGKILL)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not reaped
+
+
+def reap(k: Kernel) -> None:
     k.kc.stop_channels()
+    wait_until(lambda: not k.km.is_alive())
     k.km.cleanup_resources()
 
 
@@ -113,14 +119,15 @@ def test_a_kernel_killed_mid_answer_keeps_what_had_streamed_marked_partial(serve
     finally:
         sigkill(k)
         server.release_stall()
-    store = HistoryStore(history)
     try:
+        store = HistoryStore(history)
         first, second = store.exchanges(str(data_dir / "notebook.ipynb"), "default")
         assert (first.cell_id, first.status, first.answer) == ("cell-A", "ok", "the earlier answer")
         assert (second.cell_id, second.status, second.answer) == ("cell-B", "interrupted", "part0 part1 part2 ")
         assert second.error == DIED and second.partial
-    finally:
         store.close()
+    finally:
+        reap(k)
 
 
 def test_a_rerun_killed_before_its_first_word_keeps_the_cells_earlier_answer(server, tmp_path):
@@ -136,4 +143,5 @@ def test_a_rerun_killed_before_its_first_word_keeps_the_cells_earlier_answer(ser
     finally:
         sigkill(k)
         server.release_stall()
+        reap(k)
     assert row(history, "cell-A") == ("ok", "the earlier answer")
