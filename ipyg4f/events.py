@@ -83,9 +83,10 @@ class Media(Event):
 
 @dataclass(frozen=True)
 class ToolCalls(Event):
-    """The model asked to call these tools (by name)."""
+    """The model asked to call these tools (by name; ``arguments``: each call's JSON, when the provider says)."""
 
     names: tuple[str, ...]
+    arguments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

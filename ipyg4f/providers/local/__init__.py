@@ -20,6 +20,9 @@ Keyword arguments: ``temperature`` (default 0: greedy, reproducible),
 (else ``$IPYG4F_LOCAL_THREADS``, else :func:`~.engine.default_threads`), ``timeout``
 (seconds without a token before a :class:`~ipyg4f.errors.ProviderTimeoutError`;
 loading the model does not count) and
+``tools`` (OpenAI tool definitions, given to the model's chat template; a
+call comes back as a :class:`~ipyg4f.events.ToolCalls` with its arguments,
+also when the model wrote it as JSON or in ``<tool_call>`` tags), ``tool_choice`` and
 ``prompt_format`` (``"qa"`` or ``"chat"``; default ``"qa"`` for GGUF files
 without a chat template, like the tiny Gemma's, ``"chat"`` otherwise).
 """
@@ -37,6 +40,7 @@ from ..base import AsyncGeneratorProvider, AsyncResult, Messages, ProviderModelM
 from . import bundled, engine, hub
 from .common import INSTALL_HINT, NAME
 from .job import Job
+from .tools import check_tools
 
 __all__ = ["Local"]
 
@@ -164,6 +168,10 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
         }
         if kwargs.get("seed") is not None:
             options["seed"] = _int(kwargs["seed"], "seed")
+        if kwargs.get("tools"):  # passed to the model's chat template; calls come back as ToolCalls
+            options["tools"] = check_tools(kwargs["tools"])
+            if kwargs.get("tool_choice") is not None:
+                options["tool_choice"] = kwargs["tool_choice"]
         threads = kwargs.get("n_threads")
         return Job(
             path=path,

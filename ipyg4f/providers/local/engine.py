@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import MissingExtraError, ProviderError, ProviderTimeoutError, describe
-from ...events import Note, Usage
+from ...events import Note, ToolCalls, Usage
 from ...gguf import GGUFInfo
 from ..base import FinishReason
 from . import bundled
 from .common import INSTALL_HINT, NAME
 from .job import FALLBACK_CONTEXT, Job, context_for, default_threads, gguf_info, max_tokens_for
+from .tools import calls_in_text, may_be_a_call
 
 __all__ = ["INSTALL_HINT", "NAME", "THREAD_NAME", "Job", "Loaded", "busy", "context_for", "default_threads",
            "gguf_info", "loaded", "max_tokens_for", "stream", "unload"]
@@ -97,6 +98,8 @@ async def stream(job: Job, timeout: float | None = None) -> AsyncIterator[str | 
                 yield Usage(*value)
             elif kind == "note":
                 yield Note(value)
+            elif kind == "tools":
+                yield ToolCalls(tuple(name for name, _ in value), tuple(arguments for _, arguments in value))
             elif kind == "error":
                 raise value
             else:  # "finish"
@@ -265,7 +268,22 @@ def _generate(server: Any, job: Job, emit: Callable[..., None], n_ctx: int = FAL
         emit("usage", state["usage"])
     if (note := _demo_note(job, state)) is not None:
         emit("note", note)
+    if _tool_calls(request, state, emit):
+        return "tool_calls"
     return state["finish"] or "stop"
+
+
+def _tool_calls(request: dict[str, Any], state: dict[str, Any], emit: Callable[..., None]) -> bool:
+    """Emit the answer's tool calls (structured, else written as JSON or in tags) or the text held back."""
+    calls = [(name, arguments) for _, (name, arguments) in sorted(state["calls"].items()) if name]
+    held = "".join(state["hold"] or ())
+    if not calls and held:
+        calls = calls_in_text(held, {tool["function"]["name"] for tool in request.get("tools") or ()})
+        if not calls:
+            emit("text", held)
+    if calls:
+        emit("tools", calls)
+    return bool(calls)
 
 
 def _demo_note(job: Job, state: dict[str, Any]) -> str | None:
@@ -283,7 +301,9 @@ def _demo_note(job: Job, state: dict[str, Any]) -> str | None:
 def _run(server: Any, fmt: str, request: dict[str, Any], job: Job, emit: Callable[..., None]) -> dict[str, Any]:
     """One llama.cpp call; what it said (finish reason, error, usage, whether text was sent)."""
     state: dict[str, Any] = {"finish": None, "error": None, "started": False, "sent": False, "usage": None,
-                             "pieces": 0}
+                             "pieces": 0, "calls": {},
+                             # with tools offered, text that may still be a call written as text is held back
+                             "hold": [] if request.get("tools") else None}
 
     def on_chunk(chunk: Any) -> bool:  # True stops llama.cpp; exceptions here would be swallowed
         try:
@@ -306,7 +326,12 @@ def _run(server: Any, fmt: str, request: dict[str, Any], job: Job, emit: Callabl
                 if text:
                     state["sent"] = True
                     state["pieces"] += 1
-                    emit("text", text)
+                    _text(text, state, emit)
+                for call in (choice.get("delta") or {}).get("tool_calls") or ():
+                    function = call.get("function") or {}
+                    name, arguments = state["calls"].get(call.get("index", 0), ("", ""))
+                    state["calls"][call.get("index", 0)] = (name or function.get("name") or "",
+                                                            arguments + (function.get("arguments") or ""))
                 if choice.get("finish_reason"):
                     state["finish"] = choice["finish_reason"]
             return False
@@ -319,6 +344,17 @@ def _run(server: Any, fmt: str, request: dict[str, Any], job: Job, emit: Callabl
     else:
         server.handle_chat_completions(request, on_chunk)
     return state
+
+
+def _text(text: str, state: dict[str, Any], emit: Callable[..., None]) -> None:
+    if state["hold"] is None:
+        emit("text", text)
+        return
+    state["hold"].append(text)
+    held = "".join(state["hold"])
+    if held.strip() and not may_be_a_call(held):  # an answer, not a call: stream from here on
+        state["hold"] = None
+        emit("text", held)
 
 
 def _too_long(error: str) -> bool:

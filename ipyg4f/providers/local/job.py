@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...errors import ProviderError
 from ...gguf import GGUFInfo, check_gguf
 from ...messages import Messages, build_qa_prompt
+from .common import NAME
 
 __all__ = ["CONTEXT_CAP", "FALLBACK_CONTEXT", "QA_MAX_TOKENS", "CHAT_MAX_TOKENS", "Job", "gguf_info",
            "context_for", "max_tokens_for", "default_threads"]
@@ -64,6 +66,9 @@ class Job:
             request["stop"] = ["\n"] if fmt == "qa" else list(info.stop_texts if info is not None else ())
         if request.get("max_tokens") is None:
             request["max_tokens"] = max_tokens_for(fmt, n_ctx)
+        if fmt == "qa" and request.get("tools"):
+            raise ProviderError("this model has no chat template, so it cannot be offered tools", provider=NAME,
+                                hint="use a chat model (the default, or a GGUF file with a chat template)")
         if fmt == "qa":
             request["prompt"] = build_qa_prompt(self.messages, max_chars=self.max_prompt_chars)
             # llama.cpp's DRY sampler: a small base model otherwise loops ("King Hamlet, King
