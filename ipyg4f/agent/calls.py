@@ -16,7 +16,7 @@ from typing import Any
 
 from ..events import Event
 
-__all__ = ["ToolCallPart", "Call", "Calls", "assistant_message", "tool_message"]
+__all__ = ["ToolCallPart", "Call", "Calls", "assistant_message", "tool_message", "arguments_shown"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def tool_message(call: Call, result: str) -> dict[str, Any]:
 
 
 def arguments_shown(call: Call) -> str:
-    """The arguments pretty enough to show (the JSON re-indented when it parses, else as sent)."""
+    """The arguments as shown: the JSON written out again in one line when it parses, else as sent."""
     try:
         return json.dumps(json.loads(call.arguments), ensure_ascii=False)
     except (ValueError, TypeError):

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Tool", "ToolError", "READ", "PYTHON", "FUNCTION", "MCP", "result_text", "safe_name", "openai_tools"]
+__all__ = ["Tool", "ToolError", "READ", "PYTHON", "FUNCTION", "MCP", "result_text", "safe_name"]
 
 #: kinds of tool: what they may do, which decides whether a call asks first (see ``approval``)
 READ, PYTHON, FUNCTION, MCP = "read", "python", "function", "mcp"
@@ -43,10 +43,6 @@ class Tool:
         """The tool as the OpenAI chat API's ``tools`` list wants it."""
         return {"type": "function",
                 "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
-
-
-def openai_tools(tools: list[Tool]) -> list[dict[str, Any]]:
-    return [t.spec() for t in tools]
 
 
 def safe_name(text: str) -> str:
