@@ -16,7 +16,7 @@ import pytest
 from ipyg4f.agent.approval import QUESTION, Policy, input_asker, read_answer, shown_call
 from ipyg4f.agent.calls import ToolCallPart
 from ipyg4f.agent.functions import function_tool
-from ipyg4f.agent.loop import DONE, INTERRUPTED, MAX_STEPS, ToolLoop
+from ipyg4f.agent.loop import DONE, FAILED, INTERRUPTED, MAX_STEPS, ToolLoop
 from ipyg4f.agent.python import python_tool
 from ipyg4f.agent.tool import MCP, READ, Tool
 from ipyg4f.events import ToolCalls, Usage
@@ -143,6 +143,21 @@ async def test_a_cancelled_run_keeps_what_streamed_and_the_steps():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert loop.outcome == INTERRUPTED and loop.text == "partial " and len(loop.steps) == 1
+
+
+async def test_a_request_that_fails_later_keeps_the_steps_and_raises():
+    async def request(messages, tools):
+        if len(messages) == 1:
+            yield call(0, "peek", "{}")
+            return
+        yield "half"
+        raise ConnectionResetError("the server went away")
+
+    loop = ToolLoop([read_tool()])
+    with pytest.raises(ConnectionResetError):
+        await loop.run(request, USER)
+    assert loop.outcome == FAILED and loop.text == "half" and [s.result for s in loop.steps] == ["seen"]
+    assert [m["role"] for m in loop.messages] == ["assistant", "tool"]
 
 
 async def test_results_are_cut_to_the_budget_and_secrets_redacted_everywhere():

@@ -35,9 +35,9 @@ from .calls import Call, Calls, ToolCallPart, arguments_shown, assistant_message
 from .schema import check, parse_arguments
 from .tool import MCP, Tool, ToolError, result_text
 
-__all__ = ["Step", "ToolLoop", "DONE", "MAX_STEPS", "INTERRUPTED"]
+__all__ = ["Step", "ToolLoop", "DONE", "MAX_STEPS", "INTERRUPTED", "FAILED"]
 
-DONE, MAX_STEPS, INTERRUPTED = "done", "max_steps", "interrupted"
+DONE, MAX_STEPS, INTERRUPTED, FAILED = "done", "max_steps", "interrupted", "failed"
 Request = Callable[[list[dict[str, Any]], list[dict[str, Any]]], AsyncIterator[Any]]
 
 
@@ -83,7 +83,7 @@ class ToolLoop:
         self.messages: list[dict[str, Any]] = []  #: what this run added (assistant, tool), OpenAI format
         self.steps: list[Step] = []
         self.requests = 0
-        self.outcome = ""  #: DONE, MAX_STEPS or INTERRUPTED once it ended
+        self.outcome = ""  #: DONE, MAX_STEPS, INTERRUPTED or FAILED (a request raised) once it ended
         self.note = ""
         self.text = ""  #: the text of the last answer (the final one when DONE)
         self._open: list[Call] = []
@@ -125,6 +125,10 @@ class ToolLoop:
             self.outcome = INTERRUPTED
             self.note = "interrupted"
             self._close("interrupted by the user")
+            raise
+        except Exception:  # the provider failed: the steps so far stay, the caller words the error
+            self.outcome = FAILED
+            self._close("not run: the request failed")
             raise
 
     async def _stream(self, stream: AsyncIterator[Any]) -> tuple[Calls, list[str]]:
