@@ -142,3 +142,32 @@ def test_importing_the_agent_does_not_import_mcp():
     code = "import sys, ipyg4f.agent.mcp, ipyg4f.agent.loop; print('mcp' in sys.modules, 'pydantic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_mcp_and_cell_thread_tools_in_one_run_as_the_front_end_will_drive_it(http_server):
+    from ipyg4f.agent.bridge import CellThread
+    from ipyg4f.agent.toolsets import open_tools
+
+    class Shell:
+        user_ns: dict = {}
+
+        @staticmethod
+        def transform_cell(code):
+            return code
+
+    async def request(messages, tools):
+        if len(messages) == 1:
+            yield ToolCallPart(0, "a", "calc__add", '{"a": 1, "b": 2}')
+            yield ToolCallPart(1, "b", "run_python", '{"code": "import threading\\nthreading.get_ident()"}')
+        else:
+            yield "done"
+
+    async def run():
+        async with open_tools(["python", "mcp:calc"], Shell(), http_server) as tools:
+            loop = ToolLoop(tools, Policy("auto"), run_sync=bridge.run)
+            await loop.run(request, [{"role": "user", "content": "go"}])
+            return loop
+
+    bridge = CellThread()
+    loop = bridge.run_blocking(run)
+    assert [s.result for s in loop.steps] == ["3", f"result: {threading.get_ident()}"]
