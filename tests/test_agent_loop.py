@@ -182,6 +182,18 @@ async def test_a_provider_that_names_tool_calls_without_arguments_is_said_so():
     assert "the provider sent no arguments" in loop.note and loop.outcome == DONE
 
 
+async def test_whole_calls_in_one_tool_calls_event_run_as_the_local_provider_sends_them():
+    model = Model([ToolCalls(("add", "add"), ('{"a": 1, "b": 2}', '{"a": 3, "b": 4}'))], ["3 and 7"])
+    loop = ToolLoop([function_tool(add)])
+    assert await loop.run(model.request, USER) == "3 and 7"
+    assert model.results() == {"call_1_0": "int: 3", "call_1_1": "int: 7"}
+    # a provider that streams parts and also sums them up in a ToolCalls: the calls run once
+    model = Model([call(0, "add", '{"a": 1, "b": 1}'), ToolCalls(("add",), ('{"a": 1, "b": 1}',))], ["2"])
+    loop = ToolLoop([function_tool(add)])
+    await loop.run(model.request, USER)
+    assert model.results() == {"c0": "int: 2"} and len(loop.steps) == 1
+
+
 async def test_async_tools_are_awaited_and_sync_ones_go_through_run_sync():
     async def fetch(args):
         await asyncio.sleep(0)

@@ -2,7 +2,9 @@
 
 Independent of providers: ``request(messages, tools)`` is any function giving an
 async iterator of ``str`` pieces and typed events (the runner's provider stream);
-tool calls arrive as :class:`~ipyg4f.agent.calls.ToolCallPart` events.  Whatever
+tool calls arrive as :class:`~ipyg4f.agent.calls.ToolCallPart` events (streamed
+pieces with ids), or as one :class:`~ipyg4f.events.ToolCalls` carrying each
+call's name and arguments (``Local`` does that; ids are made up).  Whatever
 the model sends is untrusted: an unknown tool, arguments that are not JSON or do
 not fit the schema, a refused call, a tool that raises — each becomes a short
 ``error: ...`` result the model receives, and the loop goes on.  Results are cut
@@ -132,7 +134,7 @@ class ToolLoop:
             raise
 
     async def _stream(self, stream: AsyncIterator[Any]) -> tuple[Calls, list[str]]:
-        calls, named = Calls(), []
+        calls, whole = Calls(), []
         async for item in stream:
             if isinstance(item, str):
                 self.text += item
@@ -141,9 +143,16 @@ class ToolLoop:
             elif isinstance(item, ToolCallPart):
                 calls.add(item)
             elif isinstance(item, ToolCalls):
-                named.extend(item.names)
+                whole.append(item)
             elif isinstance(item, Event) and self.on_event is not None:
                 self.on_event(item)
+        named: list[str] = []
+        for event in whole if not calls else ():  # parts are the fuller account when a provider sends both
+            if len(event.arguments) == len(event.names):  # whole calls with their arguments (Local does this)
+                for name, arguments in zip(event.names, event.arguments):
+                    calls.add(ToolCallPart(len(calls.parts), "", name, arguments))
+            else:
+                named.extend(event.names)
         return calls, named
 
     async def _execute(self, call: Call) -> str:
