@@ -39,7 +39,7 @@ def cmd_providers(chat: Chat, args: Any) -> None:
     answers where its set-up points (a connect to its address, all at once, bounded in time; ``-p NAME``
     checks just that one, with the cell's ``--base-url``)."""
     from .http import reachable
-    from .providers.setup import check_options, infos
+    from .providers.setup import check_options, infos, listed_names
 
     default = chat.provider_setting()
     chat.warn_once(check_options(chat.config.provider_options))
@@ -47,7 +47,7 @@ def cmd_providers(chat: Chat, args: Any) -> None:
         cell = {"base_url": args.base_url, "api_key_env": api_key_env(args.api_key_env)}
         found = [setup_or_usage(chat, args.provider, None, cell).info()]
     else:
-        found = infos(chat.config.provider_options)
+        found = infos(chat.config.provider_options, listed_names(chat.config.provider_options, chat.config.fallback))
     reach: dict[str, str] = {}
     if args.check:
         reach = reachable({i.name: i.endpoint for i in found if i.configured and i.endpoint},

@@ -200,12 +200,16 @@ def test_the_check_probes_where_provider_options_point(ip, protocol_server, caps
     assert re.match(r"yes\s+refused", rows["LlamaCppServer"]), rows["LlamaCppServer"]
     ip.run_line_magic("chat", "providers --check -p VLLM")
     assert re.match(r"yes\s+yes \(HTTP \d+", table(capsys.readouterr().out)["VLLM"])
+    options(ip, {"Custom": {"base_url": f"{protocol_server.base_url}/v1"}})  # a gpt4free class is listed too
+    ip.run_line_magic("chat", "providers --check")
+    assert re.match(r"yes\s+yes \(HTTP \d+", table(capsys.readouterr().out)["g4f:Custom"])
 
 
 def test_providers_table_and_panel_dropdown_agree_on_set_up(ip, monkeypatch, capsys):
     from ipyg4f.panel import ChatPanel
 
     monkeypatch.setenv("VLLM_BASE_URL", closed_port_url() + "/v1")  # keyless, configured, nothing listening
+    options(ip, {"Custom": {"base_url": closed_port_url() + "/v1"}})  # a gpt4free class, listed by both
     ip.run_line_magic("chat", "providers")
     rows = table(capsys.readouterr().out)
     panel = ChatPanel(chat=get_chat(ip))
@@ -213,7 +217,7 @@ def test_providers_table_and_panel_dropdown_agree_on_set_up(ip, monkeypatch, cap
         labels = {value: label for label, value in panel.provider.options}
     finally:
         panel.close()
-    for name in ("Ollama", "VLLM", "LlamaCppServer", "OpenAI", "Pizzagpt", "Acytoo"):
+    for name in ("Ollama", "VLLM", "LlamaCppServer", "OpenAI", "Pizzagpt", "Acytoo", "g4f:Custom"):
         set_up = rows[name].startswith("yes")
         assert set_up == ("not set up" not in labels[name] and "not working" not in labels[name]), (name, labels[name])
     assert rows["VLLM"].startswith("yes") and rows["OpenAI"].startswith("not set up")

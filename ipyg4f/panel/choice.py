@@ -9,7 +9,7 @@ from typing import Any, Callable
 from .. import providers as registry
 from ..errors import describe
 from ..http import redact
-from ..providers.setup import infos
+from ..providers.setup import infos, listed_names
 from ..runner import LoopThread
 
 #: longest wait for a provider's model list
@@ -46,7 +46,9 @@ class ProviderChoice:
 
     def _read_providers(self) -> dict[str, registry.ProviderInfo]:
         """Every provider as this shell configures it: the same "set up" as ``%chat providers`` says."""
-        return {info.name: info for info in infos(self.chat.config.provider_options)}
+        config = self.chat.config
+        return {info.name: info for info in infos(config.provider_options,
+                                                  listed_names(config.provider_options, config.fallback))}
 
     def _setup(self) -> Any:
         """The chosen provider as configured (``provider_options``, environment), or None."""

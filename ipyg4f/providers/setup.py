@@ -24,7 +24,8 @@ from typing import Any, Mapping
 from ..errors import ProviderError, describe as describe_error
 from . import ProviderInfo, get_provider, provider_names
 
-__all__ = ["Setup", "SetupError", "resolve", "check_options", "infos", "OPTION_KEYS", "PROVIDER_SPECIFIC"]
+__all__ = ["Setup", "SetupError", "resolve", "check_options", "infos", "listed_names", "OPTION_KEYS",
+           "PROVIDER_SPECIFIC"]
 
 #: what ``ChatConfig.provider_options`` may set for one provider
 OPTION_KEYS = ("model", "base_url", "api_key_env", "temperature", "max_tokens", "top_p", "stop", "seed")
@@ -248,6 +249,17 @@ def check_options(provider_options: Mapping[str, Any] | None) -> list[str]:
                     problems.append(f"ChatConfig.provider_options[{key!r}]: unknown option {option!r}"
                                     f"{_close(str(option), list(OPTION_KEYS))}; known: {', '.join(OPTION_KEYS)}")
     return problems
+
+
+def listed_names(provider_options: Mapping[str, Any] | None = None, fallback: Any = ()) -> list[str]:
+    """Every registered provider, then those the settings name besides (``g4f:Custom`` in
+    ``ChatConfig.fallback`` or ``provider_options``), each once: what ``%chat providers`` and the panel list."""
+    names = provider_names()
+    for extra in [*(fallback or ()), *(provider_options or {})]:
+        name = canonical(extra)
+        if name and name.lower() not in {n.lower() for n in names}:
+            names.append(name)
+    return names
 
 
 def infos(provider_options: Mapping[str, Any] | None = None, names: list[str] | None = None) -> list[ProviderInfo]:
