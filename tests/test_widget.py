@@ -25,7 +25,7 @@ from ipyg4f.chat import Chat
 from ipyg4f.config import ChatConfig
 from ipyg4f.providers import AsyncGeneratorProvider, FinishReason, provider_names, register, unregister
 from ipyg4f.panel import ChatPanel
-from ipyg4f.runner import Answer
+from ipyg4f.runner import Answer, LoopThread
 
 from fakes import Gate
 
@@ -697,16 +697,27 @@ async def test_join_returns_once_the_model_list_is_shown(make_panel, protocol_se
     applying, go_on = threading.Event(), threading.Event()
     set_models = choice.ProviderChoice._set_models
 
+    loop_thread = LoopThread.get().thread
+    held_by = []
+
     def held(self, models, prefer):
-        if "served-a" in models:  # the fetched list (not the provider's own, shown at once)
+        # the fetched list, applied by the fetch's callback on the runner's loop thread
+        if "served-a" in models and threading.current_thread() is loop_thread and not applying.is_set():
+            held_by.append(self)
             applying.set()
             assert go_on.wait(TIMEOUT)
         return set_models(self, models, prefer)
 
     monkeypatch.setattr(choice.ProviderChoice, "_set_models", held)
+    # the list is held by the server until the panel is built: its callback then runs on the loop thread
+    protocol_server.fault, protocol_server.fault_after, protocol_server.fault_path = "stall", 0, "/v1/models"
     panel = make_panel()
+    assert await asyncio.to_thread(protocol_server.wait_stalled, 1, TIMEOUT)
+    protocol_server.fault = None
+    protocol_server.release_stall()
     assert await asyncio.to_thread(applying.wait, TIMEOUT)  # fetched, being applied
-    assert not panel.wait(0)  # not over: the options are not set yet
+    assert held_by == [panel]
+    assert not panel.wait(0), panel._fetches  # not over: the options are not set yet
     go_on.set()
     await panel.join(timeout=TIMEOUT)
     assert [v for _, v in panel.model.options] == ["gpt-4o-mini", "served-a"]

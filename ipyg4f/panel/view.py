@@ -24,9 +24,9 @@ kernel sends it changes as custom messages:
     answer to the ``{event: "sync", view}`` a new view sends when it appears
     (only that view), so a re-displayed or reloaded view shows everything.
 
-The front end syncs the prompt box's text as it is typed (the ``prompt`` trait) and sends
-``{event: "send", prompt}`` (the box's text, whether its last keystrokes were synced or not), ``{event: "stop"}`` and
-``{event: "sync", view}``.  All HTML in these messages comes from
+The front end syncs the prompt box's text as it is typed (the ``prompt``
+trait) and sends ``{event: "send", prompt}`` (the box's text, whether its last
+keystrokes were synced or not), ``{event: "stop"}`` and ``{event: "sync", view}``.  All HTML in these messages comes from
 :mod:`ipyg4f.render.html` (sanitised); the prompt and labels travel as text
 and are shown with ``textContent``.
 """
@@ -99,9 +99,8 @@ class ChatView(anywidget.AnyWidget):
         self.turns: dict[str, Turn] = {}
         #: a change of the transcript and its message are one step, whichever thread makes it
         #: (answers stream from threads of their own), so a snapshot never misses or repeats one
-        self._lock = threading.RLock()
-        #: held while the transcript changes (a caller may hold it to read and reset in one step)
-        self.lock = self._lock
+        #: (the panel holds it to read its turns and reset the transcript in one step)
+        self.lock = threading.RLock()
         self.add_class("ipyg4f-chat-view")
         self.on_msg(self._on_msg)
 
@@ -109,7 +108,7 @@ class ChatView(anywidget.AnyWidget):
     def _on_msg(self, _: Any, content: dict[str, Any], buffers: list[Any]) -> None:
         event = content.get("event") if isinstance(content, dict) else None
         if event == "sync":
-            with self._lock:
+            with self.lock:
                 self.send({"op": "reset", "view": str(content.get("view", "")),
                            "turns": [t.message() for t in self.turns.values()]})
         elif event == "send":
@@ -136,12 +135,12 @@ class ChatView(anywidget.AnyWidget):
         return self.line["tone"]
 
     def reset(self, turns: list[Turn]) -> None:
-        with self._lock:
+        with self.lock:
             self.turns = {t.id: t for t in turns}
             self.send({"op": "reset", "turns": [t.message() for t in turns]})
 
     def add(self, turn: Turn) -> None:
-        with self._lock:
+        with self.lock:
             self.turns[turn.id] = turn
             self.send({"op": "add", "turn": turn.message()})
 
@@ -149,7 +148,7 @@ class ChatView(anywidget.AnyWidget):
         """``piece`` (settled HTML) added to ``part`` of ``turn`` for good, ``tail`` replacing its live
         end; sent when the turn is shown (another thread's turn is kept up to date all the same).
         Returns the characters sent."""
-        with self._lock:
+        with self.lock:
             shown = self.turns.get(turn.id) is turn
             turn.status = "streaming"
             sent = 0
@@ -166,13 +165,13 @@ class ChatView(anywidget.AnyWidget):
             return sent
 
     def final(self, turn: Turn) -> None:
-        with self._lock:
+        with self.lock:
             if turn.id in self.turns:
                 self.turns[turn.id] = turn
                 self.send({"op": "final", "turn": turn.message()})
 
     def text_of(self, id_: str) -> str:
         """The HTML a view shows for the turn's answer (for tests and ``repr``)."""
-        with self._lock:
+        with self.lock:
             turn = self.turns[id_]
             return turn.body if turn.body is not None else "".join(turn.done["answer"]) + turn.tail["answer"]
