@@ -5,7 +5,8 @@
 
 Each question goes to ``Local`` alone (no history), greedy (temperature 0),
 at most 64 tokens; an answer is right when it contains the question's
-keywords (case-insensitive; "any": one of them).  Printed per model: the
+keywords as whole words (case-insensitive; "any": one of them; no keyword is
+in its question, so repeating the question scores nothing).  Printed per model: the
 score, the whole run's time (the load included) and the first answer's time.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -23,11 +25,15 @@ from _common import machine, versions  # noqa: E402
 QUESTIONS = Path(__file__).resolve().parent / "questions.json"
 
 
+def _says(answer: str, keyword: str) -> bool:
+    """``keyword`` as a whole word of ``answer`` ("def" is not in "defines"), case-insensitive."""
+    return re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", answer, re.IGNORECASE) is not None
+
+
 def correct(answer: str, item: dict) -> bool:
-    text = answer.lower()
-    if "all" in item and not all(k.lower() in text for k in item["all"]):
+    if "all" in item and not all(_says(answer, k) for k in item["all"]):
         return False
-    return "any" not in item or any(k.lower() in text for k in item["any"])
+    return "any" not in item or any(_says(answer, k) for k in item["any"])
 
 
 async def ask(model: str, question: str, max_tokens: int) -> str:
