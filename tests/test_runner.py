@@ -98,14 +98,23 @@ def test_the_runner_enforces_the_timeout_for_every_provider():
 
 def test_an_interrupt_cancels_the_stream_and_keeps_what_came():
     stall = Stall()
+    ended = threading.Event()
+    sent = []
 
     def interrupt_when_stalled():
-        stall.reached.wait(10)
-        os.kill(os.getpid(), signal.SIGINT)  # what a kernel interrupt delivers to the cell's thread
+        if stall.reached.wait(60):
+            sent.append("SIGINT")
+            os.kill(os.getpid(), signal.SIGINT)  # what a kernel interrupt delivers to the cell's thread
+        if not ended.wait(60):  # the interrupt did not stop it: let the stream end, so the test fails, not hangs
+            stall.release.set()
 
     threading.Thread(target=interrupt_when_stalled, daemon=True).start()
-    answer, _ = run(["kept ", stall])
-    assert (answer.status, answer.text) == ("interrupted", "kept ")
+    try:
+        answer, _ = run(["kept ", stall, "after the stall"])
+    finally:
+        ended.set()
+    assert sent == ["SIGINT"], "the stream reached the stall"
+    assert (answer.status, answer.text) == ("interrupted", "kept "), "the interrupt stopped the stalled stream"
     assert ScriptedProvider.closed == [True]
 
 
