@@ -81,5 +81,8 @@ def print_notebook(nb: Any, out=None) -> None:
         out.write(f"\nIn [{cell.get('execution_count') or ' '}]: " + cell.source.replace("\n", "\n    ") + "\n")
         for output in cell.get("outputs", []):
             text = output_text(output).rstrip()
+            footer = (output.get("metadata") or {}).get("ipyg4f", {}).get("footer")
+            if footer and footer not in text:  # who answered, how fast
+                text = f"{text}\n[{footer}]"
             if text:
                 out.write("Out: " + text.replace("\n", "\n     ") + "\n")

@@ -180,3 +180,23 @@ def test_batch_notebook_labels_every_row_offline_and_a_rerun_comes_from_the_stor
     with sqlite3.connect(kernel_env / "data" / "history.sqlite3") as db:
         rows = db.execute("SELECT provider, status FROM batch_result").fetchall()
     assert rows == [("Local", "ok")] * n, "answered offline by the bundled model"
+
+
+@pytest.mark.local_model
+@local_model
+def test_readme_command_1_prints_correct_answers_offline(kernel_env):
+    """``python -m ipyg4f demo`` as the README runs it: the answers, and who answered how fast."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("IPYG4F_PROVIDER", "OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    env["HF_HUB_OFFLINE"] = "1"
+    done = subprocess.run([sys.executable, "-m", "ipyg4f", "demo"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "Out: The capital of France is Paris." in out, out
+    assert "Out: The model said: 'The capital of Japan is Tokyo.'" in out, out
+    assert "read_csv" in out and "[Local (qwen2.5-coder-0.5b) · first token " in out, out
+    assert "demo model" not in out.split("%chat providers")[0]
