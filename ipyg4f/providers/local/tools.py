@@ -18,7 +18,7 @@ from typing import Any
 from ...errors import ProviderError
 from .common import NAME
 
-__all__ = ["check_tools", "calls_in_text", "may_be_a_call"]
+__all__ = ["check_tools", "calls_in_text", "may_be_a_call", "repeats"]
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"^```[\w-]*\s*\n?(.*?)\n?```$", re.DOTALL)
@@ -75,3 +75,19 @@ def _calls(value: Any, names: set[str]) -> list[tuple[str, str]]:
         arguments = function.get("arguments", function.get("parameters", {}))
         found.append((name, arguments if isinstance(arguments, str) else json.dumps(arguments)))
     return found
+
+
+def repeats(calls: list[tuple[str, str]], messages: list[dict[str, Any]]) -> bool:
+    """Whether every one of ``calls`` was made before in ``messages`` and its result is there already."""
+    answered = set()
+    for number, message in enumerate(messages):
+        if message.get("role") == "assistant" and any(m.get("role") == "tool" for m in messages[number + 1:]):
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {}
+                answered.add((function.get("name"), _same(function.get("arguments") or "{}")))
+    return bool(calls) and all((name, _same(arguments)) in answered for name, arguments in calls)
+
+
+def _same(arguments: str) -> str:
+    value = _json(arguments) if isinstance(arguments, str) else arguments
+    return json.dumps(value, sort_keys=True) if value is not None else str(arguments)
