@@ -133,14 +133,23 @@ def test_interrupt_keeps_finished_items_and_a_restart_resumes(srv, tmp_path):
     path = tmp_path / "batch.sqlite3"
     kill = {}
 
+    ended = threading.Event()
+
     def interrupt_when_all_workers_stall():
         if srv.wait_stalled(4, timeout=60):  # 4 workers on slow items: every fast item has ended
             kill["sent"] = True
             os.kill(os.getpid(), signal.SIGINT)
+        if not ended.wait(60):  # the interrupt did not stop it: let the batch end, so the test fails, not hangs
+            srv.fault = None
+            srv.release_stall()
 
     threading.Thread(target=interrupt_when_all_workers_stall, daemon=True).start()
-    result = run(srv, items, store=HistoryStore(path), concurrency=4)  # stalled: only the interrupt ends it
-    assert kill == {"sent": True} and result.status == "interrupted"
+    try:
+        result = run(srv, items, store=HistoryStore(path), concurrency=4)  # stalled: only the interrupt ends it
+    finally:
+        ended.set()
+    assert kill == {"sent": True}, "every worker reached a stalled item"
+    assert result.status == "interrupted", "the interrupt stopped the stalled batch"
     assert srv.stalls == 4, "no slow item was sent after the interrupt"
     assert result[:10] == [f"fast {i}" for i in range(10)] and result.pending == list(range(10, 30))
     assert result.errors == {} and HistoryStore(path).batch_count("ok") == 10
