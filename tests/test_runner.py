@@ -20,12 +20,9 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(autouse=True)
-def scripted():
-    ScriptedProvider.reset()
-    register(ScriptedProvider, "Scripted")
-    yield ScriptedProvider
-    unregister("Scripted")
-    ScriptedProvider.reset()
+def _every_test_is_scripted(scripted):
+    """The scripted provider (conftest's ``scripted``) for every test of this file."""
+    yield scripted
 
 
 def run(steps, *, timeout=None, renderer=None):
