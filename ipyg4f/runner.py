@@ -229,9 +229,9 @@ class Run:
         """Stream on the worker loop, render on this thread; returns when the answer has ended."""
         self.renderer.start(self.answer)
         self._loop = LoopThread.get()
-        self._loop.submit(self._pump())
-        self.renderer.prepare()  # while the request is on its way
-        try:
+        try:  # an interrupt while the request is being handed over counts too (the stream may have begun)
+            self._loop.submit(self._pump())
+            self.renderer.prepare()  # while the request is on its way
             self._drive()
         except KeyboardInterrupt:
             self.cancel()

@@ -12,16 +12,16 @@ python=.venv/bin/python
 
 hogs=()
 stop_hogs() {
-    for pid in "${hogs[@]}"; do
+    # the hogs are this shell's only background jobs: `jobs -p` also finds one started just before a
+    # signal arrived, before its pid was noted
+    for pid in "${hogs[@]}" $(jobs -p); do
         kill "$pid" 2>/dev/null || true
     done
-    for pid in "${hogs[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    wait 2>/dev/null || true
     hogs=()
 }
 trap stop_hogs EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
 
 if command -v stress-ng >/dev/null; then
     stress-ng --cpu 2 --quiet &
@@ -34,6 +34,8 @@ else
 fi
 echo "CPU hogs running: ${hogs[*]}"
 
+# A shell that started this script in the background (`&` without job control, nohup) may have left
+# SIGINT ignored; tests/conftest.py restores Python's handler so the interrupt tests still see Ctrl-C.
 for run in $(seq 1 "$runs"); do
     echo "=== run $run of $runs (beside two CPU hogs)"
     set +e

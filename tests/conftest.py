@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+# A run started from a background job (``cmd &`` in a script, nohup, some CI runners) inherits SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler: every interrupt test would fail for
+# a reason that is not the code's.  Restore Python's own handler (and the default for child processes).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # --- protocol server: one local server speaking every provider protocol ----------
 # ``protocol_server`` is one server for the whole session, reset before each test

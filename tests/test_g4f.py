@@ -98,13 +98,17 @@ def test_an_interrupt_stops_a_g4f_stream_and_keeps_the_partial_answer(custom, pr
 
     renderer = RecordingRenderer()
 
+    sent = []
+
     def interrupt_when_stalled():  # the first piece is on screen and the server has gone quiet
-        if renderer.updated.wait(10) and protocol_server.wait_stalled(1, 10):
+        if renderer.updated.wait(60) and protocol_server.wait_stalled(1, 60):
+            sent.append("SIGINT")
             os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt_when_stalled, daemon=True).start()
     answer, _ = run(custom, "test-model", base_url=f"{protocol_server.base_url}/v1", renderer=renderer)
-    assert (answer.status, answer.text) == ("interrupted", "Hello ")
+    assert sent == ["SIGINT"], f"the first piece was shown and the server stalled: {answer.status} {answer.error!r}"
+    assert (answer.status, answer.text) == ("interrupted", "Hello "), repr(answer.error)
 
 
 def test_fallback_moves_on_after_a_g4f_provider_fails(seed_urls):

@@ -157,3 +157,18 @@ def test_fallback_moves_on_before_text_and_says_who_failed(scripted):
 def test_provider_used_is_an_event_not_text():
     answer, _ = run([ProviderUsed("Other", "m-2"), "x"])
     assert (answer.provider, answer.model, answer.text) == ("Other", "m-2", "x")
+
+
+def test_an_interrupt_while_the_request_is_handed_over_still_stops_the_stream():
+    """Ctrl-C can land while the request is being handed to the worker loop, before the answer is drawn
+    (found under load: it escaped as a bare KeyboardInterrupt and the stream went on in the background)."""
+    stall = Stall()
+
+    class InterruptedEarly(RecordingRenderer):
+        def prepare(self):
+            assert stall.reached.wait(60), "the stream began"
+            raise KeyboardInterrupt  # where the signal lands
+
+    answer, _ = run(["kept ", stall, "never"], renderer=InterruptedEarly())
+    assert (answer.status, answer.text) == ("interrupted", "kept ")
+    assert ScriptedProvider.closed == [True]  # the stream was cancelled, not left running
