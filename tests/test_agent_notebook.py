@@ -18,12 +18,14 @@ from ipyg4f.agent.tool import PYTHON, READ, ToolError
 def shell():
     from IPython.terminal.interactiveshell import TerminalInteractiveShell
 
-    ip = TerminalInteractiveShell.instance()
+    main = sys.modules["__main__"]  # reset() installs the shell's own __main__ (multiprocessing's spawn
+    ip = TerminalInteractiveShell.instance()  # in a later test needs the real one back)
     ip.reset(new_session=True)
     track_cells(ip)
     yield ip
     untrack_cells(ip)
     ip.reset(new_session=True)
+    sys.modules["__main__"] = main
 
 
 def tools(shell, budget=4000):
