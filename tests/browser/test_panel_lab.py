@@ -8,7 +8,6 @@ kernel); the server and the browser are shared by the module.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -140,10 +139,9 @@ def test_stop_keeps_the_partial_answer_marked_as_stopped(page, lab, protocol_ser
     turn = last_turn(panel)
     expect()(turn.locator(".ipyg4f-answer")).to_contain_text("One two three")
     assert protocol_server.wait_stalled(1, 10)
-    started = time.monotonic()
     panel.locator(".ipyg4f-stop button, button.ipyg4f-stop").first.click()
-    expect()(turn).to_have_attribute("data-status", "interrupted", timeout=5_000)
-    assert time.monotonic() - started < 2.0  # about a second, browser round trip included
+    # the server never sends more (it stalls for good): only Stop can end this answer
+    expect()(turn).to_have_attribute("data-status", "interrupted", timeout=30_000)
     expect()(turn.locator(".ipyg4f-note")).to_contain_text("stopped")
     expect()(turn.locator(".ipyg4f-answer")).to_have_text("One two three")
     expect()(panel.locator(".ipyg4f-panel-status")).to_contain_text("stopped after")
@@ -220,7 +218,9 @@ def test_an_xss_answer_does_not_execute(page, lab, protocol_server):
 
 
 def test_the_panel_works_in_notebook_7(page, lab, protocol_server):
-    pytest.importorskip("notebook", minversion="7", reason="Notebook 7 is not installed")
+    import notebook  # pinned (>=7) in the browser extra: a missing one is a failure, not a skip
+
+    assert int(notebook.__version__.split(".")[0]) >= 7, notebook.__version__
     protocol_server.chunks = ["Works ", "in ", "**Notebook 7** ", "too."]
     protocol_server.chunk_delay = 0.1
     panel = show_panel(page, lab, "from ipyg4f import ChatPanel\nChatPanel()", app="notebook")
