@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .messages import Messages
-from .sqlitefile import BUSY_TIMEOUT, alive, create_private, directory_lock, is_busy, move_aside, owner, retrying
+from .sqlitefile import BUSY_TIMEOUT, alive, connect, create_private, directory_lock, is_busy, move_aside, owner, retrying
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchange (
@@ -397,25 +397,4 @@ def _replace(path: Path, problem: str, warn) -> HistoryStore:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    """A connection with the schema in place; "locked" while others create the same file is retried."""
-    def attempt() -> sqlite3.Connection:
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
-        try:
-            db.create_function("owner_alive", 2, alive)
-            if path != ":memory:":
-                db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN IMMEDIATE")  # one process at a time creates or upgrades the tables
-            for statement in filter(str.strip, (SCHEMA + BATCH_SCHEMA).split(";")):
-                db.execute(statement)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(exchange)")}
-            for name in ("reasoning", "context", "owner"):  # a history file from an earlier version
-                if name not in columns:
-                    db.execute(f"ALTER TABLE exchange ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
-            db.execute("COMMIT")
-            return db
-        except BaseException:
-            db.close()
-            raise
-
-    return retrying(attempt)
+    return connect(path, SCHEMA + BATCH_SCHEMA, "exchange", ("reasoning", "context", "owner"))

@@ -129,3 +129,31 @@ def alive(who: str | None, updated: float | None) -> bool:
         return False
     now = _started(int(pid))
     return now != "ended" and (not started or now in (started, ""))
+
+
+def connect(path: str, schema: str, table: str, added: tuple[str, ...]) -> sqlite3.Connection:
+    """A connection (WAL, ``owner_alive()`` defined) with ``schema`` in place and the text columns
+    ``added`` since the first version present in ``table``; "locked" while other processes create the
+    same file is retried."""
+    def attempt() -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
+        try:
+            db.create_function("owner_alive", 2, alive)
+            if path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")  # one process at a time creates or upgrades the tables
+            for statement in filter(str.strip, schema.split(";")):
+                db.execute(statement)
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for name in added:  # a file from an earlier version
+                if name not in columns:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
+            db.execute("COMMIT")
+            return db
+        except BaseException:
+            db.close()
+            raise
+
+    return retrying(attempt)
+

@@ -29,7 +29,6 @@ from typing import Any, Iterator
 
 import ipywidgets as widgets
 
-from .. import providers as registry
 from ..chat import Chat, get_chat
 from ..context.values import ContextError, attach, context_block, split_exprs
 from ..errors import describe
