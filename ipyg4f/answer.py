@@ -51,6 +51,7 @@ class Answer:
         self.first_token: float | None = None
         self.ended: float | None = None
         self._text: str | None = ""
+        self.size = 0  #: characters of text and thinking so far (counted as they come: no join)
         self._think = ThinkSplitter()
 
     def feed(self, item: Any) -> bool:
@@ -100,6 +101,7 @@ class Answer:
 
     def _add_text(self, text: str) -> bool:
         self.parts.append(text)
+        self.size += len(text)
         self.chunks += 1
         self._text = None
         self._first()
@@ -108,6 +110,7 @@ class Answer:
     def _add_reasoning(self, text: str) -> bool:
         if text:
             self.reasoning_parts.append(text)
+            self.size += len(text)
             self._first()
         return bool(text)
 

@@ -113,5 +113,6 @@ class StreamRenderer:
 
 
 def _length(answer: Any) -> int:
-    """How much of an answer has arrived (its text and its thinking), which pays for updates."""
-    return len(answer.text) + len(answer.reasoning)
+    """How much of an answer has arrived (its text and its thinking), which pays for updates; counted by
+    the answer as it comes, so asking costs nothing on the per-chunk path."""
+    return answer.size
