@@ -66,8 +66,8 @@ class SavingRenderer:
         self._maybe_save()
 
     def _maybe_save(self) -> None:
-        answer = self.answer
-        if answer is None or not answer.text or self.clock() - self._last < self.interval:
+        answer = self.answer  # the clock first: this runs on every update, answer.text joins the answer
+        if answer is None or self.clock() - self._last < self.interval or not answer.text:
             return
         snapshot = (answer.text, answer.reasoning)
         if snapshot == self._saved:
