@@ -182,29 +182,30 @@ class Chat:
             messages.append({"role": "system", "content": system})
         for ex in self.store.context(self.notebook, self.thread_name(thread), cell_id,
                                      limit=self.config.max_context):
-            messages.extend(ex.as_messages())
+            messages.extend(ex.as_messages(tools=cls.supports_tools))
         messages.append({"role": "user", "content": user_content(prompt, attachments or [])})
         watched = None if cls.enforces_timeout else timeout  # one that enforces it itself is not watched twice
         return ChatRequest(cls, setup.model, messages, proxy or self.config.resolved_proxy(), kwargs, watched), notes
 
     def record(self, prompt: str, answer: Answer, *, cell_id: str, thread: str | None = None,
-               context: str = "") -> str:
+               context: str = "", **stored: str) -> str:
         """Store the exchange; returns a note when it could not be stored (the answer stays on screen).
 
         A failed re-run that produced nothing keeps the cell's earlier answer.  ``context`` is the
-        attachments' block that was sent before the prompt.
+        attachments' block that was sent before the prompt; ``stored``: the JSON columns of
+        :class:`~ipyg4f.exchange.Exchange` (``tool_messages``, ``steps``, ``usage``, ``variants``).
         """
         from .http import redact
 
         thread = self.thread_name(thread)
         try:
-            if answer.status != "ok" and not answer.text:
+            if answer.status != "ok" and not answer.text and not stored.get("steps"):
                 if self.store.get(self.notebook, thread, cell_id) is not None:
                     return ""
             self.store.record(self.notebook, thread, cell_id, prompt, answer.text,
                               provider=answer.provider, model=answer.model, status=answer.status,
                               error=redact(describe(answer.error)) if answer.error else "",
-                              reasoning=answer.reasoning, context=context)
+                              reasoning=answer.reasoning, context=context, **stored)
         except Exception as exc:  # a full disk or a locked file must not lose the answer on screen
             return f"not saved to history: {redact(describe(exc))}"
         for listener in list(self.on_record):

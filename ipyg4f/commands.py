@@ -300,5 +300,30 @@ def cmd_panel(chat: Chat, args: Any) -> Any:
     return ChatPanel(chat=chat)
 
 
+def cmd_cost(chat: Chat, args: Any) -> None:
+    from .pricing.report import cmd_cost as run
+
+    return run(chat, args)
+
+
+def cmd_export(chat: Chat, args: Any) -> None:
+    from .export import cmd_export as run
+
+    return run(chat, args)
+
+
+def cmd_import(chat: Chat, args: Any) -> None:
+    from .export import cmd_import as run
+
+    return run(chat, args)
+
+
+def cmd_pick(chat: Chat, args: Any) -> None:
+    from .compare import cmd_pick as run
+
+    return run(chat, args)
+
+
 COMMANDS = {"providers": cmd_providers, "models": cmd_models, "history": cmd_history, "threads": cmd_threads,
-            "reset": cmd_reset, "use": cmd_use, "panel": cmd_panel, "fix": cmd_fix, "pull": cmd_pull}
+            "reset": cmd_reset, "use": cmd_use, "panel": cmd_panel, "fix": cmd_fix, "pull": cmd_pull,
+            "cost": cmd_cost, "export": cmd_export, "import": cmd_import, "pick": cmd_pick}

@@ -58,6 +58,24 @@ class ChatConfig(Configurable):
     local_threads = Int(0, help="llama.cpp threads of the Local model; 0: $IPYG4F_LOCAL_THREADS, else half the "
                                 "CPUs minus the busy ones (1 on 2 cores). A change reloads the model.").tag(config=True)
 
+    tools = List(Unicode(), default_value=[],
+                 help="Tools every %%chat cell may use unless --tools says otherwise: notebook, python, the names "
+                      "of your functions, mcp:NAME (empty: none).").tag(config=True)
+    approve = Unicode("ask", help="Approval of run_python and MCP tools: ask (in the cell, each call), auto (runs "
+                                  "whatever the model writes, in your kernel) or never (not offered).").tag(config=True)
+    max_steps = Int(10, help="Most requests of one cell that uses tools (--max-steps).").tag(config=True)
+    mcp_servers = Dict(
+        default_value={},
+        help='MCP servers for --tools mcp:NAME, as in mcp.json: {"NAME": {"command": "...", "args": [...], '
+             '"env": {...}}} (stdio) or {"NAME": {"url": "http://.../mcp"}} (streamable HTTP).').tag(config=True)
+    fallback_mode = Unicode("order", help="How -p Fallback uses its list: order (one after another) or race (all at "
+                                          "once; the first to answer wins, the others are cancelled).").tag(config=True)
+    prices = Dict(default_value={},
+                  help='Prices the price database lacks, per million tokens: {"MODEL": {"input": 0.15, '
+                       '"output": 0.6}}.').tag(config=True)
+    budget = Float(None, allow_none=True, help="Most a cell may spend, in USD (None: no ceiling); --budget for "
+                                               "a --map batch.").tag(config=True)
+
     def resolved_history_path(self) -> Path:
         return Path(self.history_path) if self.history_path else data_dir() / "history.sqlite3"
 

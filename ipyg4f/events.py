@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 __all__ = ["Event", "Reasoning", "Usage", "FinishReason", "ProviderUsed", "ModelUsed", "Sources", "Media",
-           "ToolCalls", "LoginRequired", "Note", "StreamItem", "ANSWER_EVENTS", "normalize", "is_content",
+           "ToolCalls", "ToolCallPart", "ToolStep", "LoginRequired", "Note", "StreamItem", "ANSWER_EVENTS", "normalize", "is_content",
            "kind_of", "ThinkSplitter"]
 
 
@@ -90,6 +90,52 @@ class ToolCalls(Event):
 
 
 @dataclass(frozen=True)
+class ToolCallPart(Event):
+    """A piece of the ``index``-th tool call of an answer: an OpenAI streamed ``tool_calls`` delta as it
+    comes (``id`` and ``name`` arrive once, ``arguments`` is cut anywhere), or a whole call in one part.
+    The agent's loop (:mod:`ipyg4f.agent.calls`) joins them by ``index``."""
+
+    index: int = 0
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class ToolStep(Event):
+    """One tool call of the agent's loop as it went (sent by the loop, not by providers): what was asked,
+    whether it ran, how long, what the model got back (bounded and redacted)."""
+
+    request: int  #: which request of the run asked for it (1-based)
+    call_id: str
+    tool: str  #: as the user names it (``run_python``, ``db.query``, ``mcp:files/read``)
+    kind: str  #: the tool's kind ("" for an unknown tool)
+    arguments: str  #: as sent, redacted
+    approved: bool = False
+    asked: bool = False
+    seconds: float = 0.0  #: the tool's own time (asking excluded)
+    result: str = ""  #: what the model received: bounded, redacted
+    error: bool = False
+
+    @property
+    def status(self) -> str:
+        return "error" if self.error else ("ran" if self.approved else "refused")
+
+    def line(self) -> str:
+        """The step in one line (``%chat history``, a collapsed block's title)."""
+        return (f"{self.tool}({_short(self.arguments, 60)}) {self.status} in {self.seconds:.2f} s: "
+                f"{_short(self.result, 80)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
 class LoginRequired(Event):
     """The service wants the user to log in at ``url`` first."""
 
@@ -106,7 +152,7 @@ class Note(Event):
 
 StreamItem = Union[str, Event]
 #: events that are an answer by themselves (with or without text)
-ANSWER_EVENTS = (Media, ToolCalls, LoginRequired)
+ANSWER_EVENTS = (Media, ToolCalls, ToolCallPart, LoginRequired)
 
 
 def normalize(item: Any) -> StreamItem | None:

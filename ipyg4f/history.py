@@ -28,10 +28,10 @@ import sqlite3
 import threading
 import time
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from .messages import Messages
+from .exchange import _ADDED, _BATCH_COLUMNS, _COLUMNS, DIED, INTERRUPTED, OK, STREAMING, BatchRow, Exchange
 from .sqlitefile import BUSY_TIMEOUT, alive, connect, create_private, directory_lock, is_busy, move_aside, owner, retrying
 
 SCHEMA = """
@@ -59,11 +59,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS exchange_cell
 CREATE INDEX IF NOT EXISTS exchange_order ON exchange (notebook, thread, archived, seq);
 """
 
-#: statuses of an exchange (``streaming``: saved while it streams, ``owner`` says by which process)
-OK, INTERRUPTED, ERROR, STREAMING = "ok", "interrupted", "error", "streaming"
-#: the error of an exchange whose process stopped while it streamed
-DIED = "partial: the process stopped while this answer streamed"
-
 #: one row per item a batch (``ipyg4f.map``) has sent: the key is a hash of everything that
 #: decides the answer (filled prompt, provider, model, system prompt, parameters)
 BATCH_SCHEMA = """
@@ -79,62 +74,6 @@ CREATE TABLE IF NOT EXISTS batch_result (
     updated   REAL NOT NULL
 );
 """
-
-
-@dataclass(frozen=True)
-class BatchRow:
-    """One stored batch item: ``status`` is ``ok`` or ``error`` (``error`` says why)."""
-
-    key: str
-    prompt: str
-    answer: str
-    provider: str = ""
-    model: str = ""
-    status: str = OK
-    error: str = ""
-    elapsed: float = 0.0
-    updated: float = 0.0
-
-
-_BATCH_COLUMNS = "key, prompt, answer, provider, model, status, error, elapsed, updated"
-
-
-@dataclass(frozen=True)
-class Exchange:
-    notebook: str
-    thread: str
-    cell_id: str
-    seq: int
-    prompt: str
-    answer: str
-    provider: str = ""
-    model: str = ""
-    status: str = OK
-    error: str = ""
-    created: float = 0.0
-    updated: float = 0.0
-    reasoning: str = ""  #: the model's thinking: shown, kept, never sent back as context
-    context: str = ""  #: the attachments' block sent before the prompt (--with, --error; images named only)
-
-    @property
-    def partial(self) -> bool:
-        """The answer stopped before its end (interrupted, failed, or its process died)."""
-        return self.status != OK and bool(self.answer)
-
-    def as_messages(self) -> Messages:
-        """The exchange as context; an answer that stopped early says so to the model."""
-        content = f"{self.context}\n\n{self.prompt}" if self.context else self.prompt
-        out: Messages = [{"role": "user", "content": content}]
-        if self.answer:
-            answer = self.answer
-            if self.partial:
-                answer += f"\n\n[incomplete answer: {'it failed' if self.status == ERROR else 'interrupted'}]"
-            out.append({"role": "assistant", "content": answer})
-        return out
-
-
-_COLUMNS = ("notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, created, updated, "
-            "reasoning, context")
 
 
 #: the open file stores, so that a forked child gives each a fresh lock (see HistoryStore._forked)
@@ -188,10 +127,15 @@ class HistoryStore:
     # -- writes ------------------------------------------------------------
     def record(self, notebook: str, thread: str, cell_id: str, prompt: str, answer: str, *,
                provider: str = "", model: str = "", status: str = OK, error: str = "",
-               reasoning: str = "", context: str = "") -> Exchange:
-        """Store a cell's exchange, replacing the one that cell stored before (or its answer so far)."""
+               reasoning: str = "", context: str = "", tool_messages: str = "", steps: str = "",
+               usage: str = "", variants: str = "") -> Exchange:
+        """Store a cell's exchange, replacing the one that cell stored before (or its answer so far).
+
+        ``tool_messages``, ``steps``, ``usage`` and ``variants`` are JSON text (:class:`Exchange`)."""
         who = owner() if status == STREAMING else ""
         now = time.time()
+        fields = (prompt, answer, provider, model, status, error, now, reasoning, context, tool_messages, steps,
+                  usage, variants, who)
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute(
@@ -201,20 +145,19 @@ class HistoryStore:
                 seq, created = row
                 self._db.execute(
                     "UPDATE exchange SET prompt=?, answer=?, provider=?, model=?, status=?, error=?, updated=?,"
-                    " reasoning=?, context=?, owner=? WHERE notebook=? AND thread=? AND cell_id=? AND archived=0",
-                    (prompt, answer, provider, model, status, error, now, reasoning, context, who, notebook,
-                     thread, cell_id))
+                    " reasoning=?, context=?, tool_messages=?, steps=?, usage=?, variants=?, owner=?"
+                    " WHERE notebook=? AND thread=? AND cell_id=? AND archived=0",
+                    (*fields, notebook, thread, cell_id))
             else:
                 seq = self._db.execute(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM exchange WHERE notebook=? AND thread=?",
                     (notebook, thread)).fetchone()[0]
                 created = now
                 self._db.execute(
-                    f"INSERT INTO exchange ({_COLUMNS}, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error, now, now,
-                     reasoning, context, who))
+                    f"INSERT INTO exchange ({_COLUMNS}, owner) VALUES ({', '.join('?' * 19)})",
+                    (notebook, thread, cell_id, seq, *fields[:6], now, *fields[6:]))
         return Exchange(notebook, thread, cell_id, seq, prompt, answer, provider, model, status, error,
-                        created, now, reasoning, context)
+                        created, now, reasoning, context, tool_messages, steps, usage, variants)
 
     def save_partial(self, notebook: str, thread: str, cell_id: str, prompt: str, answer: str, **fields: str) -> bool:
         """Store the answer so far, marked ``streaming`` (the final :meth:`record` replaces it).
@@ -397,4 +340,4 @@ def _replace(path: Path, problem: str, warn) -> HistoryStore:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    return connect(path, SCHEMA + BATCH_SCHEMA, "exchange", ("reasoning", "context", "owner"))
+    return connect(path, SCHEMA + BATCH_SCHEMA, "exchange", _ADDED)

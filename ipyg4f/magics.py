@@ -15,7 +15,10 @@ from IPython.utils.process import arg_split
 from .chat import Chat, detach, get_chat
 from .config import FORMATS
 
-SUBCOMMANDS = ("providers", "models", "history", "threads", "reset", "use", "panel", "fix", "pull")
+SUBCOMMANDS = ("providers", "models", "history", "threads", "reset", "use", "panel", "fix", "pull", "cost",
+               "export", "import", "pick")
+#: line commands that take words after their name (a path, a repository, a column)
+WORDS = {"pull", "export", "import", "pick"}
 
 
 @magics_class
@@ -53,12 +56,25 @@ class ChatMagics(Magics):
     @argument("--json", action="store_true", help="with --map: ask for one JSON object per item, parsed")
     @argument("--schema", metavar="EXPR", help="with --map: a JSON-schema dict or pydantic class to validate")
     @argument("--refresh", action="store_true", help="with --map: ignore stored results, send every item")
+    @argument("-T", "--tools", metavar="LIST", help="tools the model may use: notebook, python, your functions' "
+                                                     "names, mcp:NAME (comma-separated)")
+    @argument("--approve", choices=("ask", "auto", "never"),
+              help="run_python and MCP calls: ask (default), auto (run whatever the model writes) or never")
+    @argument("--max-steps", type=int, metavar="N", help="with --tools: most requests in this cell (default 10)")
+    @argument("--notebook", action="store_true", help="attach the executed cells (newest first, within the budget)")
+    @argument("--compare", metavar="SPEC[,SPEC...]", help="the same prompt to several providers, side by side: "
+                                                          "PROVIDER or PROVIDER=MODEL")
+    @argument("--race", metavar="SPEC[,SPEC...]", help="the same prompt to several providers; the first to answer "
+                                                       "wins, the others are cancelled")
+    @argument("--budget", type=float, metavar="USD", help="most this cell (or --map batch) may spend")
+    @argument("--all", dest="all_", action="store_true", help="line mode: %%chat cost --all covers every thread")
     @argument("--debug", action="store_true", help="show the full traceback of a failure")
     @argument("--check", action="store_true", help="line mode: %%chat providers also checks each one answers")
     @argument("--last", type=int, default=50, metavar="N", help="line mode: %%chat history shows the last N (0: all)")
     @argument("command", nargs="*", help="line mode: providers | models [-p P] | history [-c NAME] | "
                                           "threads | reset [-c NAME] | use -p P [-m M] | panel | fix [-f code] | "
-                                          "pull OWNER/NAME [FILE]")
+                                          "pull OWNER/NAME [FILE] | cost [--all] | export PATH | import PATH | "
+                                          "pick N")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None):
         """Chat with a language model.
@@ -92,8 +108,14 @@ class ChatMagics(Magics):
             return self._line(commands, args)
         if args.command:
             raise UsageError(f"unexpected words after %%chat options: {' '.join(args.command)!r}")
+        if args.compare and args.race:
+            raise UsageError("--compare and --race do not go together: choose one")
         if args.map_:
             return commands.run_map(self.state, args, cell)
+        if args.compare or args.race:
+            from .compare import run_cell as run_compare
+
+            return run_compare(self.state, args, cell)
         if args.into or args.json or args.schema or args.refresh:
             raise UsageError("--into, --json, --schema and --refresh go with --map EXPR")
         return commands.run_cell(self.state, args, cell)
@@ -105,7 +127,7 @@ class ChatMagics(Magics):
         if name not in SUBCOMMANDS:
             raise UsageError(f"unknown %chat command {name!r}{_suggest(name, SUBCOMMANDS)}; "
                              f"use one of: {', '.join(SUBCOMMANDS)}")
-        if rest and name != "pull":  # pull takes the repository and file as words
+        if rest and name not in WORDS:  # pull takes the repository and file as words, export a path...
             raise UsageError(f"unexpected words after %chat {name}: {shlex.join(rest)}")
         return commands.COMMANDS[name](self.state, args)
 
@@ -142,6 +164,14 @@ SUBCOMMAND_HELP = {
             "explanation and a fix. It uses a thread of its own, 'fix' (started afresh each time; follow up with "
             "%%chat -c fix), unless -c NAME says which thread. -f code offers the fix as the next cell when the "
             "answer has code."),
+    "cost": ("%chat cost [-c NAME] [--all]",
+             "Tokens in and out and the cost of a thread's exchanges (of every thread with --all), by provider "
+             "and model."),
+    "export": ("%chat export [-c NAME] PATH",
+               "Write a thread as Markdown (PATH.md) or as OpenAI-format messages (PATH.json, for %chat import)."),
+    "import": ("%chat import PATH [-c NAME]", "Read a thread written by %chat export PATH.json into a thread."),
+    "pick": ("%chat pick N [-c NAME]",
+             "Continue the thread with column N of its last --compare cell (until then its context is the prompt)."),
     "pull": ("%chat pull OWNER/NAME [FILE]",
              "Download a GGUF model from the Hugging Face Hub once; -p Local -m NAME then uses it offline."),
 }

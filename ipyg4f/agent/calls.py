@@ -14,19 +14,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import Event
+from ..events import ToolCallPart
 
 __all__ = ["ToolCallPart", "Call", "Calls", "assistant_message", "tool_message", "arguments_shown"]
-
-
-@dataclass(frozen=True)
-class ToolCallPart(Event):
-    """A piece of the ``index``-th tool call of an answer (a streamed delta, or the whole call)."""
-
-    index: int = 0
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
 
 
 @dataclass

@@ -26,14 +26,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from ..context.values import fit, shorten
-from ..events import Event, ToolCalls
+from ..events import Event, ToolCallPart, ToolCalls, ToolStep
 from ..http import redact
 from .approval import Policy
-from .calls import Call, Calls, ToolCallPart, arguments_shown, assistant_message, tool_message
+from .calls import Call, Calls, arguments_shown, assistant_message, tool_message
 from .schema import check, parse_arguments
 from .tool import MCP, Tool, ToolError, result_text
 
@@ -43,25 +42,8 @@ DONE, MAX_STEPS, INTERRUPTED, FAILED = "done", "max_steps", "interrupted", "fail
 Request = Callable[[list[dict[str, Any]], list[dict[str, Any]]], AsyncIterator[Any]]
 
 
-@dataclass
-class Step:
-    """One tool call as it went: what was asked, whether it ran, how long, what the model got back."""
-
-    request: int  #: which request of the run asked for it (1-based)
-    call_id: str
-    tool: str  #: as the user names it (``run_python``, ``db.query``)
-    kind: str  #: the tool's kind ("" for an unknown tool)
-    arguments: str  #: as sent, redacted
-    approved: bool = False
-    asked: bool = False
-    seconds: float = 0.0  #: the tool's own time (asking excluded)
-    result: str = ""  #: what the model received: bounded, redacted
-    error: bool = False
-
-    def line(self) -> str:
-        """The step in one line (``%chat history``, a collapsed block's title)."""
-        status = "error" if self.error else ("ran" if self.approved else "refused")
-        return f"{self.tool}({shorten(self.arguments, 60)}) {status} in {self.seconds:.2f} s: {shorten(self.result, 80)}"
+#: one tool call as it went (an event the loop sends with ``on_step``)
+Step = ToolStep
 
 
 async def _inline(fn: Callable[[], Any]) -> Any:

@@ -108,6 +108,10 @@ class AsyncGeneratorProvider:
     #: it tries other providers (Fallback): no model, base URL or key of its own
     combines: ClassVar[bool] = False
     supports_images: ClassVar[bool] = False
+    #: takes ``tools=`` (OpenAI tool definitions) and sends tool calls back as
+    #: :class:`~ipyg4f.events.ToolCallPart` or :class:`~ipyg4f.events.ToolCalls` events with arguments;
+    #: takes ``assistant`` messages with ``tool_calls`` and ``tool`` messages in the history
+    supports_tools: ClassVar[bool] = False
     #: how many requests it can answer at once (0: no limit); a batch runs no more workers than that
     max_concurrency: ClassVar[int] = 0
     vision_models: ClassVar[frozenset[str]] = frozenset()

@@ -58,6 +58,7 @@ class Local(AsyncGeneratorProvider, ProviderModelMixin):
     supports_stream = True
     supports_system_message = True
     supports_message_history = True
+    supports_tools = True
     default_model = BUNDLED_MODEL
     models: ClassVar[list[str]] = list(bundled.MODELS)
     options = frozenset({"temperature", "max_tokens", "seed", "stop"})

@@ -1,0 +1,1 @@
+"""Prices and context windows of models (issue 22: being built)."""
