@@ -21,6 +21,8 @@ POST   /api/chat                    AI365VIP: plain text in chunks
 POST   /api/completions             Acytoo: plain text in chunks
 POST   /v1/chat/completions         OpenAI: sse deltas + ``[DONE]``; json when stream is false
 GET    /v1/models                   OpenAI: json model list (``models``)
+GET    /props                       llama.cpp: json ``{"default_generation_settings": {"n_ctx": props_n_ctx}}``
+                                    (404 while ``props_n_ctx`` is None)
 =====  ===========================  =====================================================
 
 Anything else is recorded and answered with a 404 page.
@@ -67,6 +69,11 @@ servers (vLLM, llama.cpp, Ollama, DeepSeek) do; the JSON answer only follows ``f
                             "Unrecognized request argument supplied: stream_options"
 ``context_overflow``        HTTP 400 with llama.cpp's ``exceed_context_size_error`` body
                             (:data:`CONTEXT_OVERFLOW_ERROR`)
+``script``                  a multi-step tool-call conversation (:mod:`tool_script`: a list of
+                            ``Turn`` / text, or ``f(body) -> Turn``): each request is answered by
+                            the turn its step calls for (how many assistant ``tool_calls`` turns
+                            follow the last user message), streamed or as one JSON answer;
+                            :meth:`ProtocolServer.chat_bodies` gives the request bodies received
 ==========================  ===================================================================
 
 Usage, as OpenAI sends it: when the request has ``stream_options: {"include_usage": true}``,
@@ -95,7 +102,10 @@ sse_error_event  sse: an ``{"error": ...}`` event after ``fault_after`` deltas, 
 empty            status 200 and an empty body
 ===============  ============================================================================
 
-Tests count, they do not sleep: :meth:`wait_for_requests` and
+A request whose client closes the connection before its response has ended (a cancelled
+stream) is added to :attr:`ProtocolServer.dropped`.
+
+Tests count, they do not sleep: :meth:`wait_for_requests`, :meth:`wait_dropped` and
 :meth:`wait_stalled` block (with a timeout) until the server has seen that
 much.
 """
@@ -169,6 +179,8 @@ _DEFAULTS: dict[str, Any] = {
     "fault_times": None,
     "retry_after": None,
     "error_message": None,
+    "script": None,
+    "props_n_ctx": None,
 }
 
 
@@ -254,6 +266,7 @@ class ProtocolServer:
         self.port: int | None = None
         self.requests: list[RecordedRequest] = []
         self.stalls = 0  # how many responses have entered a stall
+        self.dropped: list[RecordedRequest] = []  # requests whose client closed the connection mid-response
         self._cond = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -268,6 +281,7 @@ class ProtocolServer:
             ("POST", "/api/completions"): self._text_stream,
             ("POST", "/v1/chat/completions"): self._openai_chat,
             ("GET", "/v1/models"): self._openai_models,
+            ("GET", "/props"): self._props,
         }
         self.reset()
 
@@ -290,6 +304,7 @@ class ProtocolServer:
         with self._cond:
             self.requests = []
             self.stalls = 0
+            self.dropped = []
         self.release_stall()
 
     def release_stall(self) -> None:
@@ -315,8 +330,20 @@ class ProtocolServer:
         with self._cond:
             return self._cond.wait_for(lambda: self.stalls >= n, timeout)
 
+    def wait_dropped(self, n: int = 1, timeout: float = 10.0) -> bool:
+        """Block until the clients of ``n`` requests have closed their connections before the response
+        ended (:attr:`dropped` holds those requests; False after ``timeout``)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.dropped) >= n, timeout)
+
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
+
+    def chat_bodies(self) -> list[dict]:
+        """The JSON bodies of the chat requests received, in order (what the model was sent)."""
+        with self._cond:
+            return [r.json for r in self.requests
+                    if r.path == "/v1/chat/completions" and isinstance(r.json, dict)]
 
     # --- life cycle ----------------------------------------------------------
 
@@ -382,6 +409,15 @@ class ProtocolServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         rec = await self._record(request)
+        try:
+            return await self._answer(request, rec)
+        except asyncio.CancelledError:  # handler_cancellation: the client closed the connection
+            with self._cond:
+                self.dropped.append(rec)
+                self._cond.notify_all()
+            raise
+
+    async def _answer(self, request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
         s = self._settings(rec.path)
         if s.fault and (self.fault_match is not None and self.fault_match.encode() not in rec.body
                         or self.fault_times is not None and self.fault_times <= 0):
@@ -544,6 +580,8 @@ class ProtocolServer:
             return _Reply("json", [_json(CONTEXT_OVERFLOW_ERROR)], "application/json", status=400)
         if s.reject_stream_options and "stream_options" in body:
             return _Reply("json", [_json(STREAM_OPTIONS_ERROR)], "application/json", status=400)
+        if s.script is not None:
+            return self._scripted(body, s)
         if not body.get("stream") or s.ignore_stream:
             return _Reply("json", [_json({
                 "id": "chatcmpl-test", "object": "chat.completion", "model": model,
@@ -581,9 +619,42 @@ class ProtocolServer:
             pieces.append(_sse(b"[DONE]"))
         return _Reply("sse", pieces, "text/event-stream", headers={"cache-control": "no-cache"})
 
+    def _scripted(self, body: dict, s: Any) -> _Reply:
+        """The answer of :attr:`script` to this request (see :mod:`tool_script`)."""
+        import tool_script
+
+        step, turn = tool_script.turn_for(s.script, body)
+        finish = "tool_calls" if turn.calls else "stop"
+        head = {"id": f"chatcmpl-step{step}", "model": body.get("model", "")}
+        usage = _usage(s, body, len(turn.text.split()))
+        if not body.get("stream") or s.ignore_stream:
+            return _Reply("json", [_json({**head, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "message": tool_script.message(turn, step), "finish_reason": finish}]})],
+                "application/json")
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+
+        def chunk(choices: list, **extra: Any) -> bytes:
+            return _sse({**head, "object": "chat.completion.chunk", "choices": choices,
+                         **({"usage": None} if include_usage else {}), **extra})
+
+        pieces = [chunk([{"index": 0, "delta": d, "finish_reason": None}]) for d in tool_script.deltas(turn, step)]
+        pieces.append(chunk([{"index": 0, "delta": {}, "finish_reason": finish}]))
+        if include_usage:
+            pieces.append(chunk([], usage=usage))
+        pieces.append(_sse(b"[DONE]"))
+        return _Reply("sse", pieces, "text/event-stream", headers={"cache-control": "no-cache"})
+
     def _openai_models(self, rec: RecordedRequest, s: Any) -> _Reply:
         data = [{"id": m, "object": "model", "owned_by": "test"} for m in s.models]
         return _Reply("json", [_json({"object": "list", "data": data})], "application/json")
+
+    def _props(self, rec: RecordedRequest, s: Any) -> _Reply:
+        """llama.cpp's ``GET /props`` (the context it was loaded with); 404 unless ``props_n_ctx`` is set."""
+        if s.props_n_ctx is None:
+            return _Reply("html", [b"<html><head><title>404 Not Found</title></head></html>"], "text/html", 404)
+        return _Reply("json", [_json({"default_generation_settings": {"n_ctx": s.props_n_ctx}, "total_slots": 1})],
+                      "application/json")
 
 
 # --- helpers for tests ---------------------------------------------------------

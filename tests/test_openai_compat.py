@@ -8,7 +8,7 @@ import traceback
 import pytest
 
 from ipyg4f import errors
-from ipyg4f.events import Reasoning, ToolCalls
+from ipyg4f.events import Reasoning, ToolCallPart, ToolCalls
 from ipyg4f.providers import FinishReason, Usage
 from ipyg4f.providers.openai_compat import VLLM, LlamaCppServer, Ollama, OpenAICompatible, ThinkSplitter
 from protocol_server import closed_port_url, collect, collect_until_error
@@ -321,17 +321,19 @@ def test_non_streamed_answer_yields_reasoning_usage_and_tool_calls():
     data = {"choices": [{"finish_reason": "tool_calls", "message": {
         "content": "<think>hm</think>\n", "reasoning_content": "first",
         "tool_calls": [{"id": "c0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}}]}
-    assert json_answer(data) == [Reasoning("first"), "<think>hm</think>\n", ToolCalls(("get_weather",)),
-                                  FinishReason("tool_calls")]  # the runner splits the tags off
+    assert json_answer(data) == [Reasoning("first"), "<think>hm</think>\n", ToolCallPart(0, "c0", "get_weather", "{}"),
+                                  ToolCalls(("get_weather",)), FinishReason("tool_calls")]  # the runner splits the tags off
 
 
 # --- tool calls -------------------------------------------------------------------------------------
 
 
-async def test_tool_call_deltas_become_one_tool_calls_event(api):
+async def test_tool_call_deltas_become_parts_and_one_tool_calls_event(api):
     api.tool_calls = ["get_weather", "get_time"]
     items = await collect(chat(api))
-    assert items[:2] == [ToolCalls(("get_weather", "get_time")), FinishReason("tool_calls")]
+    parts = [i for i in items if isinstance(i, ToolCallPart)]
+    assert [(p.index, p.id, p.name) for p in parts if p.name] == [(0, "call_0", "get_weather"), (1, "call_1", "get_time")]
+    assert items[len(parts):len(parts) + 2] == [ToolCalls(("get_weather", "get_time")), FinishReason("tool_calls")]
     assert [i for i in items if isinstance(i, str)] == []  # the arguments never become text
     assert len([i for i in items if isinstance(i, ToolCalls)]) == 1
 

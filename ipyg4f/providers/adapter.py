@@ -7,6 +7,12 @@ touches the network here: gpt4free's ``get_model`` may fetch model lists
 synchronously, so the adapter only looks at static fields and lets the
 provider resolve its model itself, inside the stream (on the runner's loop,
 bounded by the runner's timeout).
+
+Tools: a class that declares gpt4free's ``supports_native_tools`` (the OpenaiTemplate
+family, ``Custom`` included, and a few others) and takes ``tools`` (by name or through
+``**kwargs``) takes them here too (``supports_tools``); gpt4free's ``ToolCalls`` come back as
+:class:`~ipyg4f.events.ToolCallPart` events (:mod:`.g4f_events`).  Any other class is never
+handed ``tools``.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from .. import errors, http
 from ..events import is_content
 
 from .base import OPTION_FLAGS, AsyncGeneratorProvider, Messages
-from .g4f_events import convert
+from .g4f_events import ToolCallReader, convert
 
 __all__ = ["adapt", "Foreign"]
 
 _ADAPTED: dict[Any, type[AsyncGeneratorProvider]] = {}
+#: the request keywords of tool use (OpenAI's), handed on only to a class that takes tools
+_TOOL_KWARGS = ("tools", "tool_choice", "parallel_tool_calls")
 
 
 def _static(cls: Any, attr: str, default: Any) -> Any:
@@ -101,6 +109,8 @@ class Foreign(AsyncGeneratorProvider):
                                      **kwargs: Any) -> Any:
         if "base_url" in kwargs and "api_base" in cls.parameters and "base_url" not in cls.parameters:
             kwargs["api_base"] = kwargs.pop("base_url")  # gpt4free's spelling
+        if not (cls.supports_tools and kwargs.get("tools")):  # gpt4free would send "tools": [] as given
+            kwargs = {k: v for k, v in kwargs.items() if k not in _TOOL_KWARGS}
         if not cls.takes_kwargs:
             kwargs = {k: v for k, v in kwargs.items() if k in cls.parameters}
         if cls.supports_images:
@@ -113,18 +123,20 @@ class Foreign(AsyncGeneratorProvider):
             if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
                 result = await result
             own = getattr(cls.target, "__name__", "")
+            calls = ToolCallReader()
             if hasattr(result, "__aiter__"):
                 try:
                     async for item in result:
-                        item = convert(item, own)
-                        answered = answered or is_content(item)
-                        yield item
+                        for item in calls.read(item) or (convert(item, own),):
+                            answered = answered or is_content(item)
+                            yield item
                 finally:
                     aclose = getattr(result, "aclose", None)
                     if aclose is not None:
                         await aclose()
             elif result is not None:
-                yield convert(result, own)
+                for item in calls.read(result) or (convert(result, own),):
+                    yield item
         except Exception as exc:
             mapped = _mapped_error(exc, cls.name) or _timeout(exc, cls.name, kwargs.get("timeout"), answered)
             if mapped is None:
@@ -253,6 +265,8 @@ def adapt(cls: Any, name: str | None = None) -> type[AsyncGeneratorProvider]:
             "takes_kwargs": takes_kwargs,
             "options": frozenset(options | {"proxy"}),
             "supports_images": "media" in parameters,  # gpt4free's way to send images
+            "supports_tools": bool(_static(cls, "supports_native_tools", False))
+            and (takes_kwargs or "tools" in parameters),
             "url": str(_static(cls, "url", "") or ""),
             "base_url": str(_static(cls, "base_url", "") or "") or None,  # gpt4free's default API address
             "working": bool(_static(cls, "working", True)),

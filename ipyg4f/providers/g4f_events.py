@@ -8,6 +8,12 @@ the raw JSON of the event (the bug this module exists for), and ``str()`` of
 (``JsonResponse``, ``JsonRequest``, ``HeadersResponse``, ``RawResponse``,
 ``JsonConversation``, ``TitleGeneration``, ``ImagePreview``...) is ignored.
 Checked against g4f 8.8.6's ``g4f.providers.response``.
+
+Tool calls need the stream's state (:class:`ToolCallReader`, one per answer): gpt4free's
+OpenaiTemplate yields one ``ToolCalls`` per streamed delta, its ``list`` the delta's
+``tool_calls`` fragments in OpenAI's form (``index`` on each, ``id`` and ``function.name``
+on a call's first, ``function.arguments`` cut anywhere; per delta, not cumulative), and for
+a non-streamed answer one ``ToolCalls`` with the message's whole calls.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 from ..events import (Event, FinishReason, LoginRequired, Media, ModelUsed, ProviderUsed, Reasoning, Sources,
                       ToolCalls, Usage)
+from .openai_stream import ToolCallState
 
 
 def _int(value: Any) -> int | None:
@@ -76,14 +83,30 @@ def from_g4f(item: Any, own: str = "") -> Event | None:
         if getattr(item, "data", None) is None:
             return None
         return Media("audio", item.to_uri(), _text(getattr(item, "transcript", None)))
-    if isinstance(item, r.ToolCalls):
-        names = []
-        for call in item.get_list() or []:
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and _text(function.get("name")):
-                names.append(function["name"])
-        return ToolCalls(tuple(names)) if names else None  # later fragments carry only arguments
     if isinstance(item, r.RequestLogin):
         url = _text(getattr(item, "login_url", None))
         return LoginRequired(url, _text(getattr(item, "label", None))) if url else None
     return None
+
+
+class ToolCallReader:
+    """gpt4free's ``ToolCalls`` of one answer -> :class:`~ipyg4f.events.ToolCallPart` events (ids and
+    arguments kept), and a :class:`ToolCalls` naming each call as it begins (``Answer.tool_calls``)."""
+
+    def __init__(self) -> None:
+        self.state = ToolCallState()
+
+    def read(self, item: Any) -> list[Event]:
+        """The events of ``item`` when it is gpt4free's ``ToolCalls`` (``[]``: not one, or nothing in it)."""
+        if isinstance(item, str) or not (type(item).__module__ or "").startswith("g4f"):
+            return []
+        from g4f.providers import response as r
+
+        if not isinstance(item, r.ToolCalls):
+            return []
+        try:
+            parts = self.state.feed(item.get_list())
+        except Exception:  # a broken object: nothing of it
+            return []
+        names = tuple(p.name for p in parts if p.name)
+        return [*parts, *([ToolCalls(names)] if names else [])]

@@ -18,8 +18,13 @@ What a stream may carry besides ``delta.content``, and what it becomes:
 * the chunks' ``model``, when it is not the one asked for: :class:`~ipyg4f.events.ModelUsed`;
 * the last chunk's ``usage`` (asked for with ``stream_options.include_usage``;
   a server that rejects the option is asked once more without it): :class:`Usage`;
-* ``delta.tool_calls``: one :class:`ToolCalls` with the function names, no text;
+* ``delta.tool_calls``: a :class:`~ipyg4f.events.ToolCallPart` per fragment (id, name, arguments
+  cut anywhere), then one :class:`ToolCalls` with the function names, no text;
 * ``finish_reason``: :class:`FinishReason`.
+
+Tools: ``tools=`` (OpenAI tool definitions) and ``tool_choice=`` / ``parallel_tool_calls=`` go in
+the request body as given; the messages too, ``assistant`` turns with ``tool_calls`` (content
+``None``) and ``tool`` results included.
 
 HTTP errors are those of :mod:`ipyg4f.http`, made precise here: a 404 naming
 the model is a :class:`~ipyg4f.errors.ModelNotFoundError`, a 400 saying the
@@ -42,6 +47,8 @@ from .openai_stream import StreamState, ThinkSplitter, json_answer
 __all__ = ["OpenAICompatible", "Ollama", "VLLM", "LlamaCppServer", "ThinkSplitter"]
 
 _KWARGS = ("temperature", "max_tokens", "top_p", "stop", "seed", "response_format")
+#: sent only with a non-empty ``tools`` (OpenAI refuses ``"tools": []``)
+_TOOL_KWARGS = ("tools", "tool_choice", "parallel_tool_calls")
 #: the delta fields that carry reasoning, by the servers that use them
 #: what a 400 says when the prompt does not fit (llama.cpp; OpenAI and vLLM)
 _CONTEXT_OVERFLOW_MARKERS = ("exceed_context_size_error", "exceeds the available context size",
@@ -69,6 +76,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
     options = frozenset({"proxy", "base_url", "api_key", *_KWARGS})
     #: image_url content parts; any model may take them (the server says when one does not)
     supports_images = True
+    supports_tools = True
 
     @classmethod
     def resolve_base_url(cls, base_url: str | None = None) -> str:
@@ -130,6 +138,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
         body: dict[str, Any] = {"model": model, "messages": list(messages), "stream": True,
                                 "stream_options": {"include_usage": True}}
         body.update({k: kwargs[k] for k in _KWARGS if kwargs.get(k) is not None})
+        if kwargs.get("tools"):
+            body.update({k: kwargs[k] for k in _TOOL_KWARGS if kwargs.get(k) is not None})
         name = cls.name
         async with http.session(cls._headers(api_key, api_key_env), timeout=timeout) as session:
             async with _chat_request(cls, session, f"{url}/chat/completions", body, model,

@@ -2,16 +2,23 @@
 
 ``chat.completion.chunk`` objects of a stream (:class:`StreamState`) or one
 ``chat.completion`` (:func:`json_answer`): content, reasoning (``reasoning_content``,
-``reasoning``), the model that answered (``model``), tool calls (their names), the
-finish reason, usage.  ``<think>`` tags inside the content are split off by the
+``reasoning``), the model that answered (``model``), tool calls, the finish reason, usage.
+
+Tool calls: each ``tool_calls`` delta is a :class:`~ipyg4f.events.ToolCallPart` as it
+comes (``index``, ``id``, name, the arguments cut anywhere; the agent's loop joins them),
+and when the answer ends one :class:`~ipyg4f.events.ToolCalls` names the calls, so a
+plain answer still says which tools the model wanted (the loop uses the parts).  A
+fragment that starts a call with a new ``id`` at an index already taken is another call
+(servers that number every call 0 exist); arguments sent as an object are written as JSON.  ``<think>`` tags inside the content are split off by the
 runner, for every provider alike (:class:`~ipyg4f.events.ThinkSplitter`).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ..events import Event, FinishReason, ModelUsed, Reasoning, ThinkSplitter, ToolCalls, Usage
+from ..events import Event, FinishReason, ModelUsed, Reasoning, ThinkSplitter, ToolCallPart, ToolCalls, Usage
 
 __all__ = ["StreamState", "json_answer", "ThinkSplitter"]
 
@@ -50,10 +57,9 @@ def json_answer(data: Any, asked: str = "") -> list[str | Event]:
     items: list[str | Event] = [*_model_used(data, asked), *_reasoning(message)]
     if isinstance(content := message.get("content"), str) and content:
         items.append(content)
-    names = tuple(name for call in message.get("tool_calls") or [] if isinstance(call, dict)
-                  if (name := (call.get("function") or {}).get("name")))
-    if names:
-        items.append(ToolCalls(names))
+    calls = ToolCallState()
+    items += calls.feed(message.get("tool_calls"))
+    items += calls.close()
     items.append(FinishReason(choice.get("finish_reason") or "stop"))
     if usage := _usage(data):
         items.append(usage)
@@ -65,7 +71,7 @@ class StreamState:
     text and events; the first chunk that names another model gives a :class:`ModelUsed`."""
 
     def __init__(self, asked: str = "") -> None:
-        self.tools: dict[int, str] = {}  # call index -> function name
+        self.calls = ToolCallState()
         self.asked = asked
         self.model_seen = False
 
@@ -88,27 +94,60 @@ class StreamState:
                     items.append(content)
                 calls = delta.get("tool_calls")
                 if calls:
-                    self._note_calls(calls)
+                    items += self.calls.feed(calls)
             reason = choice.get("finish_reason")
             if reason:
-                items += [*self._tool_calls(), FinishReason(reason)]
+                items += [*self.calls.close(), FinishReason(reason)]
         if data.get("usage") and (usage := _usage(data)) is not None:
             items.append(usage)
         return items
 
-    def _note_calls(self, calls: Any) -> None:
-        for position, call in enumerate(calls if isinstance(calls, list) else ()):
-            if isinstance(call, dict):
-                index = call.get("index", position)
-                name = (call.get("function") or {}).get("name")
-                if name and not self.tools.get(index):  # the name comes in the call's first fragment
-                    self.tools[index] = name
-
     def close(self) -> list[str | Event]:
         """What is left when the stream ends (without a finish_reason)."""
-        return self._tool_calls()
+        return self.calls.close()
 
-    def _tool_calls(self) -> list[ToolCalls]:
-        names = tuple(self.tools.values())  # in the order the calls began
-        self.tools = {}
+
+class ToolCallState:
+    """The ``tool_calls`` fragments of one answer -> :class:`ToolCallPart` events, and the calls' names
+    (one :class:`ToolCalls`, given by :meth:`close`)."""
+
+    def __init__(self) -> None:
+        self.names: dict[int, str] = {}  # our call index -> function name
+        self.ids: dict[int, str] = {}  # our call index -> the id the server gave it
+        self.index: dict[Any, int] = {}  # the server's index -> ours
+        self.count = 0  # calls begun
+
+    def feed(self, calls: Any) -> list[ToolCallPart]:
+        parts = []
+        for position, call in enumerate(calls if isinstance(calls, list) else ()):
+            if not isinstance(call, dict):
+                continue
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            name = function.get("name") if isinstance(function.get("name"), str) else ""
+            ident = call.get("id") if isinstance(call.get("id"), str) else ""
+            arguments = function.get("arguments")
+            if arguments is not None and not isinstance(arguments, str):
+                arguments = json.dumps(arguments, ensure_ascii=False)
+            theirs = call.get("index", position)
+            index = self._index(theirs if isinstance(theirs, (int, str)) else position, ident, name)
+            if name and not self.names.get(index):  # the name comes in the call's first fragment
+                self.names[index] = name
+            if ident or name or arguments:
+                parts.append(ToolCallPart(index, ident, name, arguments or ""))
+        return parts
+
+    def _index(self, theirs: Any, ident: str, name: str) -> int:
+        """Our index of a fragment: the server's, unless it starts another call (a new id and a name)."""
+        ours = self.index.get(theirs)
+        if ours is None or (ident and name and self.ids.get(ours, ident) != ident):
+            ours = self.index[theirs] = self.count
+            self.count += 1
+        if ident:
+            self.ids.setdefault(ours, ident)
+        return ours
+
+    def close(self) -> list[ToolCalls]:
+        """One :class:`ToolCalls` naming the calls so far, in the order they began (then nothing)."""
+        names = tuple(self.names[i] for i in sorted(self.names))
+        self.names, self.ids, self.index, self.count = {}, {}, {}, 0
         return [ToolCalls(names)] if names else []

@@ -24,8 +24,8 @@ from typing import Any, Mapping
 from ..errors import ProviderError, describe as describe_error
 from . import ProviderInfo, get_provider, provider_names
 
-__all__ = ["Setup", "SetupError", "resolve", "check_options", "infos", "listed_names", "OPTION_KEYS",
-           "PROVIDER_SPECIFIC"]
+__all__ = ["Setup", "SetupError", "resolve", "check_options", "infos", "listed_names", "tools_problem",
+           "OPTION_KEYS", "PROVIDER_SPECIFIC"]
 
 #: what ``ChatConfig.provider_options`` may set for one provider
 OPTION_KEYS = ("model", "base_url", "api_key_env", "temperature", "max_tokens", "top_p", "stop", "seed")
@@ -111,6 +111,11 @@ class Setup:
         if self.key_env and self.provider.api_key_env is not None:
             out["api_key_env"] = self.key_env  # our own classes read the key there and name it in hints
         return out
+
+    @property
+    def takes_tools(self) -> bool:
+        """It takes ``tools=`` and hands tool calls back (``supports_tools``)."""
+        return bool(getattr(self.provider, "supports_tools", False))
 
     def ignored(self, given: Mapping[str, Any]) -> list[str]:
         """How the user spelled each cell option in ``given`` this provider ignores."""
@@ -215,6 +220,22 @@ def _refuse_per_provider_options(cls: Any, model: str | None, cell: Mapping[str,
         raise SetupError(f"{', '.join(dict.fromkeys(flags.get(k, '--api-key-env') for k in own))} with -p Fallback: "
                          "each provider it tries has its own; set them in ChatConfig.provider_options, "
                          'e.g. {"g4f:Custom": {"base_url": "...", "model": "..."}}')
+
+
+def tools_problem(setup: Setup) -> str | None:
+    """One line when ``--tools`` cannot work with ``setup``'s provider (None: it takes tools).
+
+    :meth:`Setup.ignored` does not see ``tools`` (it is no request option of
+    :data:`~ipyg4f.providers.base.OPTION_FLAGS`, and a provider without tools takes
+    ``**kwargs`` and drops it silently): the model would answer without ever calling one.
+    """
+    if setup.takes_tools:
+        return None
+    if setup.provider.combines:
+        return (f"--tools with -p {setup.name}: it may answer with a provider that takes no tools; "
+                "name one that does with -p (OpenAI, Ollama, VLLM, LlamaCppServer, Local, g4f:Custom)")
+    return (f"{setup.name} takes no tools (--tools): use a provider that does, e.g. -p OpenAI --base-url URL, "
+            "Ollama, VLLM, LlamaCppServer, Local or g4f:Custom")
 
 
 # -- checking ChatConfig.provider_options ---------------------------------------------------------
