@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from .events import (ANSWER_EVENTS, FinishReason, LoginRequired, Media, ModelUsed, ProviderUsed, Reasoning,
-                     Sources, Note, ThinkSplitter, ToolCalls, Usage, kind_of, normalize)
+                     Sources, Note, ThinkSplitter, ToolCalls, ToolStep, Usage, kind_of, normalize)
 
 __all__ = ["Answer"]
 
@@ -44,6 +44,10 @@ class Answer:
         self.sources: list[tuple[str, str]] = []
         self.media: list[Media] = []
         self.tool_calls: list[str] = []
+        #: the agent's tool calls as they went, and what the model said before each request's calls
+        #: (``remarks[request]``); :attr:`text` is then the text since the last step: the answer
+        self.steps: list[ToolStep] = []
+        self.remarks: dict[int, str] = {}
         self.login: LoginRequired | None = None
         self.ignored: collections.Counter[str] = collections.Counter()
         self.notes: list[str] = []  #: one-line notes for the user (ignored options...)
@@ -65,6 +69,8 @@ class Answer:
             return self._add_all(self._think.feed(event))
         if isinstance(event, Reasoning):
             return self._add_reasoning(event.text)
+        if isinstance(event, ToolStep):
+            return self._add_step(event)
         if isinstance(event, FinishReason):
             self.finish_reason = event.reason
         elif isinstance(event, Usage):
@@ -121,6 +127,15 @@ class Answer:
                        else self._add_text(piece)) or changed
         return changed
 
+    def _add_step(self, step: ToolStep) -> bool:
+        if step.request not in self.remarks:  # the first call of its request: what was said so far is a remark
+            self.settle()
+            self.remarks[step.request] = self.text
+            self.parts, self._text = [], ""
+        self.steps.append(step)
+        self._first()
+        return True
+
     def settle(self) -> bool:
         """The stream is over: what was held back as maybe the start of a ``<think>`` tag is what
         it is (text, or thinking inside an unclosed tag).  :meth:`end` calls it; idempotent."""
@@ -146,7 +161,7 @@ class Answer:
     @property
     def has_answer(self) -> bool:
         """Text, or something that stands for an answer (tool calls, media, a login link)."""
-        return bool(self.text or self.tool_calls or self.media or self.login)
+        return bool(self.text or self.tool_calls or self.media or self.login or self.steps)
 
     def end(self, status: str, error: BaseException | None = None) -> None:
         """``ok``, ``error`` (with the exception) or ``interrupted``; the first call wins."""

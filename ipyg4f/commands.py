@@ -38,6 +38,11 @@ def _attachments(chat: Chat, args: Any, cls: Any, model: str) -> list[Any]:
         found = [a for spec in args.with_ or [] for a in attach(split_exprs(spec), namespace, budget)]
         if args.error:
             found.append(last_error(chat.shell, budget))
+        if getattr(args, "notebook", False):
+            from .agent.notebook import notebook_context
+            from .context.values import Attachment
+
+            found.append(Attachment("the notebook", "executed cells", notebook_context(chat.shell, budget)))
         if images:
             from .context.images import attach_image, image_names
 
@@ -143,6 +148,7 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -
     cls, model = setup.provider, setup.model
     if cls.name == "Local" and not args.dry_run:
         _pull_first(model)  # -m hf:OWNER/NAME[/FILE]: downloaded once, with a progress bar; on disk: nothing
+    agent = _agent_options(chat, args, cls)  # the tools checked before anything is sent
     attachments = _attachments(chat, args, cls, model)  # evaluated on every run: the data may have changed
     cell_id = chat.new_cell_id()
     warned = len(chat.warnings)  # what is said in this cell is said again in its final answer (the cell is cleared)
@@ -163,11 +169,16 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -
                                           "thread": chat.thread_name(args.thread)}, attachments=attachments)
     else:
         renderer = TerminalRenderer(label, attachments=attachments)
+    source = _agent_source(chat, request, agent, renderer) if agent else None
     run_blocking(request, answer, chat.saving(renderer, prompt, cell_id=cell_id, thread=args.thread,
-                                              context=context_block(attachments)))
+                                              context=context_block(attachments)), source)
     if answer.ignored and (args.debug or config.show_traceback):
         answer.notes.append("ignored: " + ", ".join(f"{k} x{n}" for k, n in answer.ignored.items()))
-    recorded = chat.record(prompt, answer, cell_id=cell_id, thread=args.thread, context=context_block(attachments))
+    stored = source.stored() if source is not None else {}
+    if source is not None and source.note():
+        answer.notes.append(source.note())
+    recorded = chat.record(prompt, answer, cell_id=cell_id, thread=args.thread, context=context_block(attachments),
+                           **stored)
     answer.notes.extend(chat.warnings[warned:])
     result = outcome(answer, recorded)
     renderer.finish(answer, result)
@@ -181,6 +192,65 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -
         raise ChatFailed(failure_lines(answer))
     if answer.status == "interrupted":
         raise ChatFailed([f"■ {result.note}"])
+
+
+def _agent_options(chat: Chat, args: Any, cls: Any) -> dict[str, Any] | None:
+    """``--tools`` (else ``ChatConfig.tools``), ``--approve``, ``--max-steps``, checked; None without tools."""
+    from .agent.approval import MODES
+    from .agent.tool import ToolError
+    from .agent.session import check_tools
+    from .agent.toolsets import split_tools
+
+    config = chat.config
+    spec = args.tools if getattr(args, "tools", None) is not None else list(config.tools)
+    if not split_tools(spec):
+        if getattr(args, "approve", None) or getattr(args, "max_steps", None) is not None:
+            raise UsageError("--approve and --max-steps go with --tools LIST (e.g. --tools notebook,python)")
+        return None
+    if not cls.supports_tools:
+        raise UsageError(f"{cls.name} does not take tools: use --tools with Local, an OpenAI-compatible server "
+                         "(-p OpenAI, -p LlamaCppServer...) or g4f:Custom (nothing was sent)")
+    approve = getattr(args, "approve", None) or config.approve
+    if approve not in MODES:
+        raise UsageError(f"ChatConfig.approve must be one of {', '.join(MODES)}, not {approve!r}")
+    steps = args.max_steps if getattr(args, "max_steps", None) is not None else config.max_steps
+    if steps < 1:
+        raise UsageError(f"--max-steps must be at least 1, not {steps}")
+    try:
+        names = check_tools(spec, chat.shell, dict(config.mcp_servers), config.context_budget)
+    except ToolError as exc:
+        raise UsageError(f"{exc} (nothing was sent)") from None
+    return {"names": names, "approve": approve, "max_steps": steps,
+            "ask_functions": getattr(args, "approve", None) == "ask"}
+
+
+def _agent_source(chat: Chat, request: Any, agent: dict[str, Any], renderer: Any) -> Any:
+    """The run's source for a cell with tools: the loop, asking in the cell through ``input()``."""
+    from .agent.approval import Policy, input_asker
+    from .agent.session import AgentSource
+
+    def show(tool: Any, shown: str) -> None:
+        _show_call(chat.shell, tool, shown)
+
+    policy = Policy(agent["approve"], input_asker(show), ask_functions=agent["ask_functions"])
+    return AgentSource(request, agent["names"], chat.shell, policy=policy, max_steps=agent["max_steps"],
+                       budget=chat.config.context_budget, servers=dict(chat.config.mcp_servers))
+
+
+def _show_call(shell: Any, tool: Any, shown: str) -> None:
+    """Before the approval question: what would run (code highlighted in a notebook)."""
+    from IPython.display import display
+
+    from .render.html import STYLE, code_html, line_html
+
+    what = f"{tool.shown} wants to run:" if tool.kind == "python" else f"the model calls {tool.shown}:"
+    if not in_kernel(shell):
+        print(f"{what}\n{shown}")
+        return
+    language = "python" if tool.kind == "python" else ""
+    display({"text/plain": f"{what}\n{shown}",
+             "text/html": STYLE + line_html(what, "warn") + f'<div class="ipyg4f-md">{code_html(shown, language)}</div>'},
+            raw=True)
 
 
 def has_code(text: str) -> bool:
@@ -221,8 +291,17 @@ def cmd_history(chat: Chat, args: Any) -> None:
     last = args.last if args.last and args.last > 0 else None
     exchanges = chat.store.exchanges(chat.notebook, thread, last=last)
     first = total - len(exchanges) + 1
-    rows = [[str(i), ex.provider, ex.status, _clip(ex.prompt), _clip(ex.answer)]
-            for i, ex in enumerate(exchanges, first)]
+    from .events import ToolStep
+
+    rows = []
+    for i, ex in enumerate(exchanges, first):
+        rows.append([str(i), ex.provider, ex.status, _clip(ex.prompt), _clip(ex.answer)])
+        for step in ex.step_list():  # the agent's tool calls, one line each
+            try:
+                line = ToolStep(**step).line()
+            except TypeError:  # a row written by another version
+                continue
+            rows.append(["", "", f"↳ {ToolStep(**step).status}", _clip(line, 120), ""])
     show_table(["#", "provider", "status", "prompt", "answer"], rows)
     if first > 1:
         display({"text/plain": f"({first - 1} earlier exchanges not shown: %chat history --last 0 shows all)"}, raw=True)

@@ -116,6 +116,8 @@ class ToolStep(Event):
     seconds: float = 0.0  #: the tool's own time (asking excluded)
     result: str = ""  #: what the model received: bounded, redacted
     error: bool = False
+    #: what the tool displayed (``run_python``'s plots, tables): mime bundles, shown again in the step's block
+    displays: tuple = ()
 
     @property
     def status(self) -> str:
@@ -127,7 +129,8 @@ class ToolStep(Event):
                 f"{_short(self.result, 80)}")
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The step as stored in history (its displays are not: they stay in the notebook)."""
+        return {k: v for k, v in self.__dict__.items() if k != "displays"}
 
 
 def _short(text: str, limit: int) -> str:

@@ -36,7 +36,7 @@ from .errors import ProviderTimeoutError
 from .events import is_content
 from .messages import Messages
 
-__all__ = ["Answer", "ChatRequest", "LoopThread", "Run", "run_blocking", "stream"]
+__all__ = ["Answer", "ChatRequest", "LoopThread", "Run", "SyncJob", "run_blocking", "stream"]
 
 #: how long an interrupted stream may take to close its connection
 CANCEL_GRACE = 2.0
@@ -153,10 +153,14 @@ class Run:
     exchange.
     """
 
-    def __init__(self, request: ChatRequest, answer: Answer, renderer: Any):
+    def __init__(self, request: ChatRequest, answer: Answer, renderer: Any,
+                 source: Callable[["Run"], Any] | None = None):
         self.request = request
         self.answer = answer
         self.renderer = renderer
+        #: what feeds the answer instead of one stream of ``request``: ``source(run)`` is awaited on the
+        #: worker loop and hands items to :meth:`put` (the agent's loop: several requests, tool steps)
+        self.source = source
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._finished = threading.Event()
@@ -175,10 +179,24 @@ class Run:
             if not self._wake.is_set():  # one wake-up per batch, not per item
                 self._wake.set()
 
+    put = _on_item  #: for a ``source``: one item for the answer
+
+    async def run_sync(self, fn: Callable[[], Any]) -> Any:
+        """For a ``source``, on the worker loop: run ``fn`` on the thread that renders (the cell's: the
+        user's objects, ``input()``, displays and interrupts are there), in order with the items put
+        before it; its result or its exception.  An interrupt there cancels the run."""
+        future = asyncio.get_running_loop().create_future()
+        self._on_item(SyncJob(fn, future))
+        return await future
+
     async def _pump(self) -> None:
         self._task = asyncio.current_task()
         try:
-            if not self._cancelled:  # not stopped before it started
+            if self._cancelled:  # stopped before it started
+                pass
+            elif self.source is not None:
+                await self.source(self)
+            else:
                 await stream(self.request, self._on_item)
         except asyncio.CancelledError:
             pass
@@ -189,13 +207,21 @@ class Run:
             self._wake.set()
 
     # -- the rendering side --------------------------------------------------------
-    def _drain(self) -> bool:
+    def _drain(self, run_jobs: bool = True) -> bool:
         with self._lock:
             items, self._buffer = self._buffer, []
             self._wake.clear()
         changed = False
         for item in items:
-            changed = self.answer.feed(item) or changed
+            if type(item) is SyncJob:
+                if changed:  # what came before it is on screen before it runs (the approval question...)
+                    self.renderer.update(self.answer)
+                    changed = False
+                if self.renderer.pending():
+                    self.renderer.flush()
+                item.run(self._loop.loop) if run_jobs and not self._cancelled else item.drop(self._loop.loop)
+            else:
+                changed = self.answer.feed(item) or changed
         return changed
 
     def _drive(self) -> None:
@@ -239,7 +265,7 @@ class Run:
                 self._finished.wait(CANCEL_GRACE)
             except KeyboardInterrupt:  # a second interrupt while closing: stop waiting, keep what came
                 pass
-            self._drain()
+            self._drain(run_jobs=False)
         self._conclude()
         return self.answer
 
@@ -275,11 +301,56 @@ class Run:
         return self.done.wait(timeout)
 
 
-def run_blocking(request: ChatRequest, answer: Answer, renderer: Any) -> Answer:
+class SyncJob:
+    """A function a ``source`` runs on the rendering thread (:meth:`Run.run_sync`), and its future."""
+
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[], Any], future: asyncio.Future):
+        self.fn, self.future = fn, future
+
+    def run(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run it here and settle the future on ``loop``; a ``KeyboardInterrupt`` cancels it, raised again."""
+        if self.future.cancelled():  # the loop stopped waiting before it came to this
+            return
+        try:
+            value = self.fn()
+        except KeyboardInterrupt:
+            self.drop(loop)
+            raise
+        except Exception as exc:
+            self._settle(loop, "error", exc)
+        except BaseException as exc:  # SystemExit & co. must not reach the worker loop as themselves
+            self._settle(loop, "error", RuntimeError(f"{type(exc).__name__}: {exc}"))
+        else:
+            self._settle(loop, "result", value)
+
+    def drop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._settle(loop, "cancel", None)
+
+    def _settle(self, loop: asyncio.AbstractEventLoop, outcome: str, value: Any) -> None:
+        def settle() -> None:
+            if self.future.done():
+                return
+            if outcome == "result":
+                self.future.set_result(value)
+            elif outcome == "error":
+                self.future.set_exception(value)
+            else:
+                self.future.cancel()
+
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop has closed: nobody waits for this any more
+            pass
+
+
+def run_blocking(request: ChatRequest, answer: Answer, renderer: Any, source: Callable[[Run], Any] | None = None
+                 ) -> Answer:
     """Stream ``request`` into ``answer`` on the worker loop; render on this thread (``%%chat``).
 
     Returns with ``answer.status`` one of ``ok``, ``error`` (``answer.error``
     set) or ``interrupted`` (KeyboardInterrupt while streaming: the request is
     cancelled and its connection closed before this returns).
     """
-    return Run(request, answer, renderer).run()
+    return Run(request, answer, renderer, source).run()

@@ -126,7 +126,8 @@ def test_run_python_runs_in_the_namespace_and_returns_printed_output_and_the_las
     tool = python_tool(shell)
     assert tool.kind == PYTHON
     result = tool.call({"code": "y = x + 1\nprint('y is', y)\ny * 2"})
-    assert result == "printed:\ny is 21\nresult: 42"
+    assert result.text == "printed:\ny is 21\nresult: 42"
+    assert result.displays == ()
     assert shell.user_ns["y"] == 21
     assert capsys.readouterr().out == "y is 21\n"  # still shown in the cell
 

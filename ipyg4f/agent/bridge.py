@@ -19,6 +19,8 @@ import queue
 import threading
 from typing import Any, Awaitable, Callable, TypeVar
 
+from ..runner import SyncJob
+
 T = TypeVar("T")
 
 __all__ = ["CellThread"]
@@ -72,7 +74,7 @@ class CellThread:
         except KeyboardInterrupt:
             started.wait()
             if "loop" in state:
-                _tell(state["loop"], lambda *_: state["task"].cancel(), "cancel", None)
+                _tell(state["loop"], state["task"].cancel)
             finished.wait()
             raise
         finally:
@@ -97,33 +99,11 @@ class CellThread:
 
     @staticmethod
     def _one(fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> None:
-        def settle(outcome: str, value: Any) -> None:
-            if future.done():
-                return
-            if outcome == "result":
-                future.set_result(value)
-            elif outcome == "error":
-                future.set_exception(value)
-            else:
-                future.cancel()
-
-        if future.cancelled():  # the loop stopped waiting (cancelled) before it came to this
-            return
-        try:
-            value = fn()
-        except KeyboardInterrupt:
-            _tell(loop, settle, "cancel", None)
-            raise
-        except Exception as exc:
-            _tell(loop, settle, "error", exc)
-        except BaseException as exc:  # SystemExit & co. must not reach the worker loop as themselves
-            _tell(loop, settle, "error", RuntimeError(f"{type(exc).__name__}: {exc}"))
-        else:
-            _tell(loop, settle, "result", value)
+        SyncJob(fn, future).run(loop)
 
 
-def _tell(loop: asyncio.AbstractEventLoop, settle: Callable[[str, Any], None], outcome: str, value: Any) -> None:
+def _tell(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
     try:
-        loop.call_soon_threadsafe(settle, outcome, value)
+        loop.call_soon_threadsafe(fn, *args)
     except RuntimeError:  # the loop has closed: nobody waits for this any more
         pass

@@ -29,12 +29,12 @@ import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from ..context.values import fit, shorten
-from ..events import Event, ToolCallPart, ToolCalls, ToolStep
+from ..events import Event, Reasoning, ThinkSplitter, ToolCallPart, ToolCalls, ToolStep
 from ..http import redact
 from .approval import Policy
 from .calls import Call, Calls, arguments_shown, assistant_message, tool_message
 from .schema import check, parse_arguments
-from .tool import MCP, Tool, ToolError, result_text
+from .tool import MCP, Tool, ToolError, ToolOutput, result_text
 
 __all__ = ["Step", "ToolLoop", "DONE", "MAX_STEPS", "INTERRUPTED", "FAILED"]
 
@@ -71,6 +71,7 @@ class ToolLoop:
         self.note = ""
         self.text = ""  #: the text of the last answer (the final one when DONE)
         self._open: list[Call] = []
+        self._calls, self._whole, self._think = Calls(), [], ThinkSplitter()
 
     def specs(self) -> list[dict[str, Any]]:
         return [t.spec() for t in self.tools.values()]
@@ -115,27 +116,51 @@ class ToolLoop:
             self._close("not run: the request failed")
             raise
 
-    async def _stream(self, stream: AsyncIterator[Any]) -> tuple[Calls, list[str]]:
-        calls, whole = Calls(), []
-        async for item in stream:
-            if isinstance(item, str):
-                self.text += item
-                if self.on_text is not None:
-                    self.on_text(item)
-            elif isinstance(item, ToolCallPart):
-                calls.add(item)
-            elif isinstance(item, ToolCalls):
-                whole.append(item)
-            elif isinstance(item, Event) and self.on_event is not None:
-                self.on_event(item)
-        named: list[str] = []
-        for event in whole if not calls else ():  # parts are the fuller account when a provider sends both
+    async def _stream(self, source: Any) -> tuple[Calls, list[str]]:
+        """Read one answer: ``source`` is an async iterator of items, or an awaitable that hands each item
+        to :meth:`take` itself (the runner's stream does: no generator between the wire and the loop)."""
+        self._calls, self._whole, self._think = Calls(), [], ThinkSplitter()
+        if hasattr(source, "__aiter__"):
+            async for item in source:
+                self.take(item)
+        else:
+            await source
+        self._text(self._think.close())
+        calls, named = self._calls, []
+        for event in self._whole if not calls else ():  # parts are the fuller account when a provider sends both
             if len(event.arguments) == len(event.names):  # whole calls with their arguments (Local does this)
                 for name, arguments in zip(event.names, event.arguments):
                     calls.add(ToolCallPart(len(calls.parts), "", name, arguments))
             else:
                 named.extend(event.names)
         return calls, named
+
+    def take(self, item: Any) -> None:
+        """One item of the answer being read: text (``<think>`` blocks split off, as thinking events),
+        tool-call parts, or another event (handed to ``on_event``)."""
+        if isinstance(item, str):
+            if self._think.plain(item):
+                self.text += item
+                if self.on_text is not None and item:
+                    self.on_text(item)
+            else:
+                self._text(self._think.feed(item))
+        elif isinstance(item, ToolCallPart):
+            self._calls.add(item)
+        elif isinstance(item, ToolCalls):
+            self._whole.append(item)
+        elif isinstance(item, Event) and self.on_event is not None:
+            self.on_event(item)
+
+    def _text(self, pieces: list[Any]) -> None:
+        for piece in pieces:
+            if isinstance(piece, Reasoning):
+                if self.on_event is not None:
+                    self.on_event(piece)
+            elif piece:
+                self.text += piece
+                if self.on_text is not None:
+                    self.on_text(piece)
 
     async def _execute(self, call: Call) -> str:
         tool = self.tools.get(call.name)
@@ -175,6 +200,8 @@ class ToolLoop:
                 value = await self.run_sync(lambda: tool.call(arguments))
                 if inspect.isawaitable(value):
                     value = await value
+            if isinstance(value, ToolOutput):
+                step.displays = value.displays
             return await self.run_sync(lambda: result_text(value))
         except ToolError as exc:
             raise _Failed(f"error: {exc}") from None

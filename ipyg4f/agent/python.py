@@ -18,12 +18,16 @@ import itertools
 import linecache
 import sys
 import traceback
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from ..context.values import fit, shorten
-from .tool import PYTHON, Tool
+from .tool import PYTHON, Tool, ToolOutput
 
-__all__ = ["python_tool", "run_python"]
+__all__ = ["python_tool", "run_python", "shown_displays"]
+
+#: most displays of one run kept to be shown again in its step's block, and the largest one kept
+MAX_DISPLAYS, MAX_DISPLAY_BYTES = 10, 2_000_000
 
 _runs = itertools.count(1)
 
@@ -35,7 +39,38 @@ def python_tool(shell: Any, budget: int = 4000) -> Tool:
                 "Returns what it printed, the value of its last expression, or the error.",
                 {"type": "object", "properties": {"code": {"type": "string", "description": "Python code to run"}},
                  "required": ["code"], "additionalProperties": False},
-                lambda arguments: run_python(arguments["code"], shell.user_ns, shell, budget), PYTHON)
+                lambda arguments: _run_shown(arguments["code"], shell, budget), PYTHON)
+
+
+def _run_shown(code: str, shell: Any, budget: int) -> ToolOutput:
+    with shown_displays(shell) as displays:
+        text = run_python(code, shell.user_ns, shell, budget)
+    return ToolOutput(text, tuple(displays))
+
+
+@contextmanager
+def shown_displays(shell: Any) -> Iterator[list[dict[str, Any]]]:
+    """What ``shell`` displays inside the block (still shown as usual): a list of ``{"data", "metadata"}``,
+    updates of earlier displays and outsized bundles left out."""
+    publisher = getattr(shell, "display_pub", None)
+    kept: list[dict[str, Any]] = []
+    if publisher is None:
+        yield kept
+        return
+    original = publisher.publish
+
+    def publish(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("update") and isinstance(data, dict) and len(kept) < MAX_DISPLAYS \
+                and sum(len(str(v)) for v in data.values()) <= MAX_DISPLAY_BYTES:
+            kept.append({"data": dict(data), "metadata": dict(metadata or {})})
+        return original(data, metadata, *args, **kwargs)
+
+    publisher.publish = publish
+    try:
+        yield kept
+    finally:
+        if publisher.__dict__.get("publish") is publish:
+            del publisher.publish
 
 
 def run_python(code: str, namespace: dict[str, Any], shell: Any = None, budget: int = 4000) -> str:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Tool", "ToolError", "READ", "PYTHON", "FUNCTION", "MCP", "result_text", "safe_name"]
+__all__ = ["Tool", "ToolError", "ToolOutput", "READ", "PYTHON", "FUNCTION", "MCP", "result_text", "safe_name"]
 
 #: kinds of tool: what they may do, which decides whether a call asks first (see ``approval``)
 READ, PYTHON, FUNCTION, MCP = "read", "python", "function", "mcp"
@@ -50,8 +50,18 @@ def safe_name(text: str) -> str:
     return _NAME.sub("_", text)[:64] or "tool"
 
 
+@dataclass(frozen=True)
+class ToolOutput:
+    """A tool's result text and what it displayed on the way (shown again in the step's block)."""
+
+    text: str
+    displays: tuple = ()
+
+
 def result_text(value: Any) -> str:
     """What the model receives for a tool's return value: text as it is, else a typed description."""
+    if isinstance(value, ToolOutput):
+        return value.text
     if isinstance(value, str):
         return value
     if value is None:

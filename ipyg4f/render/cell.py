@@ -9,6 +9,7 @@ from .html import (COLOURS, STYLE, answer_bundle, context_html, extras_html, lin
                    sanitise, thinking_html)
 from .live import Segments
 from .outcome import Outcome, context_summary, footer
+from .steps import step_title, steps_html
 from .stream import StreamRenderer
 
 
@@ -46,6 +47,8 @@ class CellRenderer(StreamRenderer):
         self.head_html = ""  #: what the head display shows (after the style and the context)
         self.pieces: list[str] = []  #: the settled pieces shown, each an output of its own
         self.merged = ""  #: the pieces merged into the head display when the cell restarted
+        self.steps = ""  #: the agent's tool steps so far (:mod:`ipyg4f.render.steps`), above the answer
+        self.steps_shown = 0
 
     def _meta(self, status: str, **extra: Any) -> dict[str, Any]:
         return {"ipyg4f": {**self.metadata, "status": status, **extra}}
@@ -65,7 +68,8 @@ class CellRenderer(StreamRenderer):
 
     def _head(self, html: str, plain: str = "") -> None:
         self.head_html = html
-        self.handle.update({"text/plain": plain, "text/html": STYLE + self.context + html + self.merged}, raw=True,
+        self.handle.update({"text/plain": plain, "text/html": STYLE + self.context + self.steps + html + self.merged},
+                           raw=True,
                            metadata=self._meta("streaming"))
 
     def _restart(self, pieces: list[str]) -> None:
@@ -75,7 +79,8 @@ class CellRenderer(StreamRenderer):
 
         clear_output(wait=True)
         self.merged = "".join(pieces)
-        self.handle = display({"text/plain": "", "text/html": STYLE + self.context + self.head_html + self.merged},
+        self.handle = display({"text/plain": "", "text/html": STYLE + self.context + self.steps + self.head_html
+                               + self.merged},
                               raw=True, display_id=True, metadata=self._meta("streaming"))
         self.pieces = [self.merged] if pieces else []
         self.tail = None
@@ -101,6 +106,11 @@ class CellRenderer(StreamRenderer):
     def draw(self, answer: Any) -> int:
         from IPython.display import display
 
+        if len(answer.steps) != self.steps_shown:  # a tool call ended: the cell starts afresh below the steps
+            self.steps, self.steps_shown = steps_html(answer), len(answer.steps)
+            self.head_html = thinking_html(answer.reasoning, open_=False) if self.phase != "waiting" else ""
+            self._restart([])
+            self.phase, self.segments = "waiting", None
         first_text = answer.text and self.phase == "waiting"
         if answer.text and self.phase != "text":
             if self.phase == "thinking":  # the thinking collapses above the answer: start the cell afresh
@@ -132,7 +142,8 @@ class CellRenderer(StreamRenderer):
         self._dirty = False
         bundle = answer_bundle(answer.text, self.fmt)
         note = outcome.note
-        html = self.context + thinking_html(answer.reasoning, open_=False) + bundle["text/html"] + extras_html(answer)
+        html = (self.context + steps_html(answer) + thinking_html(answer.reasoning, open_=False) + bundle["text/html"]
+                + extras_html(answer))
         if note:
             if answer.status not in ("error", "interrupted"):  # those are said once, by the cell's error below
                 html += line_html(note, outcome.tone)
@@ -170,6 +181,7 @@ class TerminalRenderer(StreamRenderer):
         self.shown = 0
         self.thinking_shown = 0
         self.context = context_summary(attachments or [])
+        self.steps_shown = 0
 
     def start(self, answer: Any) -> None:
         super().start(answer)
@@ -177,6 +189,11 @@ class TerminalRenderer(StreamRenderer):
             self.out.write(f"[{self.context}]\n")
 
     def draw(self, answer: Any) -> int:
+        if len(answer.steps) != self.steps_shown:  # each tool call in a line; the text starts again after them
+            for step in answer.steps[self.steps_shown:]:
+                self.out.write(f"{'' if self.shown == 0 else chr(10)}[{step_title(step)}]\n")
+                self.shown = 0
+            self.steps_shown = len(answer.steps)
         if not answer.text and len(answer.reasoning) > self.thinking_shown:  # thinking, dimmed
             self.out.write(("\x1b[2m" if not self.thinking_shown else "") + answer.reasoning[self.thinking_shown:])
             self.thinking_shown = len(answer.reasoning)
