@@ -156,6 +156,7 @@ class Chat:
         ``attachments`` go in the user's message, before the prompt (:func:`~ipyg4f.context.values.user_content`).
         """
         from .context.values import user_content
+        from .pricing.fit import fit
         from .providers.fallback import Fallback
         from .runner import ChatRequest
 
@@ -184,6 +185,14 @@ class Chat:
                                      limit=self.config.max_context):
             messages.extend(ex.as_messages(tools=cls.supports_tools))
         messages.append({"role": "user", "content": user_content(prompt, attachments or [])})
+        # the thread cut to the model's window; ChatConfig.budget caps the answer (a batch's plan, whose
+        # prompt is empty, has --budget of its own); OverBudget (a UsageError) when the prompt alone is over
+        messages, fitted, cap = fit(messages, provider=cls, model=setup.model, base_url=setup.base_url,
+                                    api_key=setup.key, prices=self.config.prices,
+                                    budget=self.config.budget if prompt else None, max_tokens=kwargs.get("max_tokens"))
+        notes.extend(fitted)
+        if cap is not None and "max_tokens" in cls.options:
+            kwargs["max_tokens"] = cap
         watched = None if cls.enforces_timeout else timeout  # one that enforces it itself is not watched twice
         return ChatRequest(cls, setup.model, messages, proxy or self.config.resolved_proxy(), kwargs, watched), notes
 
@@ -198,6 +207,8 @@ class Chat:
         from .http import redact
 
         thread = self.thread_name(thread)
+        if "usage" not in stored:  # tokens, cost, context and window, for %chat cost and the export
+            stored["usage"] = usage_json(answer)
         try:
             if answer.status != "ok" and not answer.text and not stored.get("steps"):
                 if self.store.get(self.notebook, thread, cell_id) is not None:
@@ -232,6 +243,19 @@ class Chat:
             self.config.provider = provider
         if model is not None:
             self.config.model = model
+
+
+def usage_json(answer: Answer) -> str:
+    """The answer's :class:`~ipyg4f.pricing.meter.Meter` as the exchange stores it ("" when nothing is known)."""
+    import json
+
+    from .pricing.meter import measure
+
+    try:
+        figures = measure(answer).as_dict()
+    except Exception:  # a figure that cannot be worked out is not stored; the exchange is
+        return ""
+    return json.dumps(figures) if figures else ""
 
 
 # -- the state of each shell ---------------------------------------------------------------

@@ -116,7 +116,9 @@ def tokens(answer: Any) -> tuple[str, str, bool]:
 def footer(answer: Any) -> str:
     """One line: who answered (and who failed first), time to first token, total time, tokens, speed."""
     who = answered_by(answer)
-    if answer.failed_first:
+    if answer.failed_first and any(f.endswith(": cancelled") for f in answer.failed_first):  # --race
+        who += f" won the race ({', '.join(answer.failed_first)})"
+    elif answer.failed_first:
         # each "name: reason in a word or two" (Fallback words them), the name whole: g4f:Custom, not g4f
         who += f" after {len(answer.failed_first)} failed ({', '.join(answer.failed_first)})"
     parts = [who]
@@ -130,7 +132,27 @@ def footer(answer: Any) -> str:
     streaming = total - ((answer.first_token or answer.started) - answer.started)
     if out.isdigit() and int(out) and streaming > 0.05:
         parts.append(f"{mark}{int(out) / streaming:.0f} tokens/s")
-    return " · ".join(parts)
+    return " · ".join(parts + spending(answer))
+
+
+def spending(answer: Any) -> list[str]:
+    """The answer's price where it is known, and the context it fills of the model's window where that is
+    known (``context 1.2k/4.1k``); from 80 % on, what to do about it."""
+    from ..pricing.meter import compact, measure, money
+
+    try:
+        meter = measure(answer)
+    except Exception:  # a price or window that cannot be worked out is left out, never the footer
+        return []
+    parts = [money(meter.cost)] if meter.cost is not None else []
+    if meter.context is not None and meter.window:
+        used = f"context {compact(meter.context)}/{compact(meter.window)}"
+        if meter.filling:
+            share = min(100, round(100 * meter.context / meter.window))
+            used += (f" ({share} %: the thread is filling up; %chat reset or --new starts afresh, "
+                     "else its oldest exchanges are left out)")
+        parts.append(used)
+    return parts
 
 
 def live_status(answer: Any, label_: str) -> str:
