@@ -260,6 +260,10 @@ class Run:
             self.renderer.prepare()  # while the request is on its way
             self._drive()
         except KeyboardInterrupt:
+            if not self._finished.is_set() or self.source is not None:
+                # a source's run may have ended already, on its own, because of this very interrupt (the
+                # tool it ran on this thread was cancelled): it was interrupted all the same
+                self._cancelled = True
             self.cancel()
             try:
                 self._finished.wait(CANCEL_GRACE)

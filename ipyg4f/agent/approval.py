@@ -28,6 +28,8 @@ __all__ = ["MODES", "Decision", "Policy", "read_answer", "shown_call", "input_as
 
 MODES = ("ask", "auto", "never")
 QUESTION = "Run it? [y]es / [n]o / [a]ll for this cell: "
+#: how a call is refused when nobody can be asked
+NO_INPUT = "refused: the user could not be asked"
 Ask = Callable[[Tool, str], str]
 
 
@@ -103,7 +105,7 @@ class Policy:
         try:
             answer = read_answer(self.ask(tool, shown_call(tool, arguments)))
         except Exception:  # no stdin (nbconvert, papermill, allow_stdin false), a closed panel...
-            return Decision(False, asked=True, reason="refused: the user could not be asked (no input possible "
+            return Decision(False, asked=True, reason=f"{NO_INPUT} (no input possible "
                                                       "here); they can allow tools with --approve auto")
         if answer == "all":
             self.all = True

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ..events import Event, Usage
 from ..runner import ChatRequest, Run, stream
-from .approval import Policy
+from .approval import NO_INPUT, Policy
 from .loop import ToolLoop
 from .mcp import check_config
 from .tool import ToolError
@@ -88,7 +88,14 @@ class AgentSource:
                 "steps": json.dumps([s.as_dict() for s in loop.steps], ensure_ascii=False)}
 
     def note(self) -> str:
-        return self.loop.note if self.loop is not None else ""
+        """The loop's note (the step limit...), and how to allow tools when nobody could be asked."""
+        if self.loop is None:
+            return ""
+        notes = [self.loop.note] if self.loop.note else []
+        if any(s.result.startswith(NO_INPUT) for s in self.loop.steps):
+            notes.append("a call was refused: no input is possible here (nbconvert, papermill); "
+                         "--approve auto runs the model's code without asking")
+        return "; ".join(notes)
 
 
 def _add(a: int | None, b: int | None) -> int | None:
