@@ -133,3 +133,24 @@ def test_mistakes_are_usage_errors(ip, tmp_path, line, words):
 def test_messages_before_any_user_message_are_refused():
     with pytest.raises(ValueError, match="before the first user message"):
         exchanges_from([{"role": "assistant", "content": "hi"}])
+
+
+def test_cost_table_per_thread_and_for_the_notebook(ip, capsys):
+    a_thread(ip)
+    chat = get_chat(ip)
+    chat.store.record(chat.notebook, "other", "cell-o", "q", "a", provider="OpenAI", model="gpt-4o-mini",
+                      usage=json.dumps({"input": 100, "output": 50, "cost": 0.003}))
+    capsys.readouterr()
+    ip.run_line_magic("chat", "cost -c work")
+    out = capsys.readouterr().out
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    assert "provider model exchanges tokens in tokens out cost" in lines
+    assert "Scripted scripted-1 1 12 9 —" in lines  # no price for a model nobody priced
+    assert "OpenAI gpt-4o-mini 2 1,500 (+1 unknown) 500 (+1 unknown) $0.0070 (1 unpriced)" in lines
+    assert "total 3 1,512 (+1 unknown) 509 (+1 unknown) $0.0070 (2 unpriced)" in lines
+    ip.run_line_magic("chat", "cost --all")
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert "other OpenAI gpt-4o-mini 1 100 50 $0.0030" in lines
+    assert "total 4 1,612 (+1 unknown) 559 (+1 unknown) $0.01 (2 unpriced)" in lines
+    ip.run_line_magic("chat", "cost -c empty")
+    assert "thread 'empty': no exchanges yet" in capsys.readouterr().out
