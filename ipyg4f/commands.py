@@ -95,7 +95,7 @@ def run_map(chat: Chat, args: Any, cell: str) -> Any:
     try:
         result = batch_map(cell if args.raw else cell.strip(), data, chat=chat, provider=args.provider,
                            model=args.model, system=args.system, temperature=args.temperature,
-                           max_tokens=args.max_tokens, timeout=args.timeout, proxy=args.proxy,
+                           max_tokens=args.max_tokens, timeout=args.timeout, proxy=args.proxy, budget=args.budget,
                            concurrency=args.jobs, retries=args.retries, json=args.json, schema=schema,
                            refresh=args.refresh, options={k: v for k, v in options.items() if v is not None})
     except (UnknownProviderError, ModelNotFoundError, ValueError, TypeError) as exc:

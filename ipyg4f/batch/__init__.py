@@ -95,12 +95,33 @@ def current_chat() -> Any:
 # -- the entry points ------------------------------------------------------------------------
 
 def job(template: str, data: Any, *, concurrency: int = 8, retries: int = 2, refresh: bool = False,
-        store: HistoryStore | None = None, backoff: float = 0.5, chat: Any = None, **options: Any) -> BatchJob:
-    """A :class:`BatchJob`, not started; ``options`` are those of :func:`plan`."""
+        store: HistoryStore | None = None, backoff: float = 0.5, chat: Any = None, budget: float | None = None,
+        **options: Any) -> BatchJob:
+    """A :class:`BatchJob`, not started; ``options`` are those of :func:`plan`.  ``budget`` (USD; default
+    ``ChatConfig.budget``): the batch stops once its answers cost that much (:mod:`ipyg4f.pricing.budget`)."""
     chat = chat if chat is not None else current_chat()
     plan_, notes = plan(template, chat=chat, **options)
-    return BatchJob(plan_, source(data), store=store if store is not None else chat.store,
-                    concurrency=concurrency, retries=retries, refresh=refresh, backoff=backoff, notes=notes)
+    store = store if store is not None else chat.store
+    budget = budget if budget is not None else getattr(getattr(chat, "config", None), "budget", None)
+    items = source(data)
+    job_ = BatchJob(plan_, items, store=store, concurrency=concurrency, retries=retries, refresh=refresh,
+                    backoff=backoff, notes=notes, budget=budget)
+    if budget is not None:  # the estimate reads every item first: the items are kept for the run
+        from ..pricing.budget import estimate
+
+        pairs = list(items.items)
+        items.items = iter(pairs)
+        job_.estimate = estimate(plan_, (fields for _, fields in pairs),
+                                 lambda key: not refresh and _answered(store, key), budget)
+    return job_
+
+
+def _answered(store: HistoryStore | None, key: str) -> bool:
+    try:
+        row = store.batch_get(key) if store is not None else None
+    except Exception:  # an unreadable store: the item will be sent
+        return False
+    return row is not None and row.status == "ok"
 
 
 def drive(job_: BatchJob, on_progress: Callable[..., Any] | None = None) -> BatchResult:
@@ -142,6 +163,8 @@ def map(template: str, data: Any, *, progress: str | bool = "auto", on_progress:
         **options: Any) -> BatchResult:
     """:func:`run_batch` with a progress display (a widget bar in a kernel, a text line elsewhere) and a summary."""
     job_ = job(template, data, **options)
+    if job_.estimate is not None:
+        print(job_.estimate.line())
     display = renderer(progress, job_.source.total)
     callbacks = [c for c in (display, on_progress) if c is not None]
     result = drive(job_, (lambda *a: [c(*a) for c in callbacks]) if callbacks else None)

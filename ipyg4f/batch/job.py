@@ -25,6 +25,9 @@ from .progress import Progress
 from ..errors import (AllProvidersFailedError, AuthError, HTTPStatusError, MissingExtraError, ModelNotFoundError,
                      ProviderError, RateLimitError, UnknownProviderError, describe)
 from ..history import OK, BatchRow, HistoryStore
+from ..pricing.budget import answer_cost, batch_rate
+from ..pricing.fit import estimate_tokens
+from ..pricing.meter import money
 from ..runner import Answer, ChatRequest, LoopThread, stream
 from ..template import fill_template
 
@@ -113,9 +116,16 @@ class BatchJob:
     """
 
     def __init__(self, plan_: Plan, items: Source, *, store: HistoryStore | None, concurrency: int = 8,
-                 retries: int = 2, refresh: bool = False, backoff: float = 0.5, notes: list[str] | None = None):
+                 retries: int = 2, refresh: bool = False, backoff: float = 0.5, notes: list[str] | None = None,
+                 budget: float | None = None):
         if concurrency < 1 or retries < 0:
             raise ValueError("concurrency must be at least 1 and retries at least 0")
+        if budget is not None and not budget > 0:
+            raise ValueError(f"the budget must be more than 0 USD, not {budget}")
+        #: --budget (USD): once the answers' cost reaches it no item is started (ipyg4f.pricing.budget)
+        self.budget, self.spent = budget, 0.0
+        self.rate = batch_rate(plan_) if budget is not None else None
+        self.estimate: Any = None  #: the cost estimate said before the batch starts (with a budget)
         self.plan, self.source, self.store = plan_, items, store
         self.concurrency, self.retries, self.refresh, self.backoff = concurrency, retries, refresh, backoff
         self.notes = list(notes or [])
@@ -242,6 +252,7 @@ class BatchJob:
         if self.first_sent is None:
             self.first_sent = time.monotonic()
         answer, value, error, tries = await self._ask(messages)
+        self._spend(answer, messages)
         reason = "" if error is None else describe(error) + (f" ({tries} tries)" if tries > 1 else "")
         self._put(BatchRow(key, prompt, answer.text, answer.provider, answer.model,
                            OK if error is None else "error", http.redact(reason), answer.elapsed(), time.time()))
@@ -300,6 +311,14 @@ class BatchJob:
             self.store.batch_put(row)
         except Exception as exc:  # a full disk must not lose the answer: it is in the result
             self._note(f"not saved to the store: {http.redact(describe(exc))}")
+
+    def _spend(self, answer: Answer, messages: list[dict[str, str]]) -> None:
+        if self.rate is None:
+            return
+        self.spent += answer_cost(answer, self.rate, estimate_tokens(messages))
+        if self.spent >= self.budget and not self.stop_reason:
+            self.stop_reason = (f"the budget of {money(self.budget)} is spent ({money(self.spent)}); finished items "
+                                "are kept: run the cell again with a new --budget to go on")
 
     def _note(self, note: str) -> None:
         if note not in self.notes:
