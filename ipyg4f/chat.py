@@ -168,7 +168,8 @@ class Chat:
         kwargs: dict[str, Any] = {"timeout": timeout, **setup.kwargs()}
         notes = list(setup.problems)
         if issubclass(cls, Fallback):
-            kwargs = {"timeout": timeout, "providers": self.fallback_setups(cell)}
+            kwargs = {"timeout": timeout, "providers": self.fallback_setups(cell),
+                      "mode": self.config.fallback_mode}
             for member in kwargs["providers"]:
                 notes.extend(p for p in getattr(member, "problems", ()) if p not in notes)
         else:

@@ -1,4 +1,4 @@
-"""Try providers in order until one answers (gpt4free's retry idea, done right).
+"""Try providers in order until one answers (gpt4free's retry idea, done right), or race them.
 
 Each provider is tried as it is configured alone (a :class:`~ipyg4f.providers.setup.Setup`:
 its model, base URL, key and ``provider_options``), and each gets its own
@@ -11,6 +11,11 @@ dropped with the provider that sent them), yields :class:`ProviderUsed` before
 the first text so the caller knows who answered and who failed first (each
 with its reason in a word or two), and when every provider fails raises one
 :class:`~ipyg4f.errors.AllProvidersFailedError` listing each provider's own failure.
+
+``mode="race"`` (``--race``, ``ChatConfig.fallback_mode``) sends the request to every provider at
+once: the first to send answer text wins and the others are cancelled at that moment (their
+connections closed); :class:`ProviderUsed` names the winner and each loser as ``"NAME: cancelled"``
+(or its own failure, when it failed before the winner answered).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from .base import OPTION_FLAGS, AsyncGeneratorProvider, AsyncResult, Messages
 
 
 class Fallback(AsyncGeneratorProvider):
-    label = "tries the working providers in order until one answers"
+    label = "tries the working providers in order until one answers (or races them)"
     supports_stream = True
     supports_system_message = True
     supports_message_history = True
@@ -57,19 +62,24 @@ class Fallback(AsyncGeneratorProvider):
     @classmethod
     async def create_async_generator(cls, model: str, messages: Messages, proxy: str | None = None,
                                      *, providers: Sequence[Any] | None = None, timeout: float | None = None,
-                                     **kwargs: Any) -> AsyncResult:
+                                     mode: str = "order", **kwargs: Any) -> AsyncResult:
         """``providers``: set-ups (used as they are), names or classes (resolved here, with ``model``
-        and ``kwargs`` for each); None: :attr:`providers`, else every available one that takes ``model``."""
-        from .setup import Setup, resolve
-
+        and ``kwargs`` for each); None: :attr:`providers`, else every available one that takes ``model``.
+        ``mode``: ``order`` (one after another) or ``race`` (all at once, the first to answer wins)."""
         listed = providers if providers is not None else cls.providers
         entries = list(listed) if listed is not None else cls.candidates(model)
+        if mode == "race":
+            async for item in _race(entries, model, messages, proxy, timeout, kwargs):
+                yield item
+            return
+        if mode != "order":
+            raise ValueError(f"unknown fallback mode {mode!r}: use order or race")
         failures: list[tuple[str, BaseException]] = []
         for entry in entries:
             streamed = False
             name = _name(entry)
             try:
-                setup = entry if isinstance(entry, Setup) else resolve(entry, model=model or None, cell=kwargs)
+                setup = _setup(entry, model, kwargs)
                 provider, name = setup.provider, setup.name
                 gen = provider.create_async_generator(setup.model, messages, proxy=proxy, timeout=timeout,
                                                       **setup.kwargs())
@@ -104,6 +114,93 @@ class Fallback(AsyncGeneratorProvider):
                     raise
                 failures.append((name, exc))
         raise AllProvidersFailedError(failures)
+
+
+async def _race(entries: list[Any], model: str, messages: Messages, proxy: str | None, timeout: float | None,
+                kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+    """Every entry at once; the first to send answer text wins, the others are cancelled then and there.
+
+    Each entry streams in a task of its own into one queue.  Before a winner, an entry's events are
+    held (dropped with it when it loses); the winner's held events follow its :class:`ProviderUsed`.
+    A loser is cancelled without waiting for it: its connection closes while the winner's text is
+    already on its way; every task has ended (connections closed) when this generator ends."""
+    queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+    names = [_name(e) for e in entries]
+    models = [""] * len(entries)
+    done = object()
+
+    async def run(i: int, entry: Any) -> None:
+        try:
+            setup = _setup(entry, model, kwargs)
+            names[i], models[i] = setup.name, setup.model or ""
+            provider = setup.provider
+            gen = provider.create_async_generator(setup.model, messages, proxy=proxy, timeout=timeout,
+                                                  **setup.kwargs())
+            items = _silence_limited(gen, None if provider.enforces_timeout else timeout, names[i],
+                                     lambda: winner == i)
+            try:
+                async for chunk in items:
+                    queue.put_nowait((i, chunk))
+            finally:
+                await items.aclose()
+                await gen.aclose()
+            queue.put_nowait((i, done))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            queue.put_nowait((i, exc))
+
+    tasks = [asyncio.ensure_future(run(i, e)) for i, e in enumerate(entries)]
+    held: list[list[Event]] = [[] for _ in entries]
+    failures: dict[int, BaseException] = {}
+    winner: int | None = None
+    try:
+        while winner is None and len(failures) < len(tasks):
+            i, item = await queue.get()
+            if item is done:
+                item = ProviderError("answered nothing", provider=names[i])
+            if isinstance(item, BaseException):
+                failures[i] = item
+                continue
+            event = normalize(item)
+            if not (event and isinstance(event, (str, *ANSWER_EVENTS))):
+                if isinstance(event, Event):
+                    held[i].append(event)
+                continue
+            winner = i
+            for j, task in enumerate(tasks):  # at once: the losers' connections close as the text goes out
+                if j != i:
+                    task.cancel()
+            lost = tuple(f"{names[j]}: {short_reason(failures[j]) if j in failures else 'cancelled'}"
+                         for j in range(len(tasks)) if j != i)
+            yield ProviderUsed(names[i], models[i], lost)
+            for event in held[i]:
+                yield event
+            yield event
+        if winner is None:
+            raise AllProvidersFailedError([(names[i], failures[i]) for i in sorted(failures)])
+        while True:
+            i, item = await queue.get()
+            if i != winner:
+                continue  # a loser's last items, queued before it was cancelled
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            event = normalize(item)
+            if event is not None:
+                yield event
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _setup(entry: Any, model: str, kwargs: dict[str, Any]) -> Any:
+    """A list entry as a set-up (one already is; a name or class is resolved with the request's options)."""
+    from .setup import Setup, resolve
+
+    return entry if isinstance(entry, Setup) else resolve(entry, model=model or None, cell=kwargs)
 
 
 def _name(entry: Any) -> str:

@@ -1,0 +1,214 @@
+"""``%%chat --compare`` / ``--race`` and ``%chat pick`` in process: a terminal IPython shell, the protocol
+server's OpenAI endpoint (as ``Ollama``, which needs no key) with a latency per model."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from IPython.core.error import UsageError
+
+from ipyg4f.chat import get_chat
+from ipyg4f.errors import ChatFailed
+from ipyg4f.events import ProviderUsed
+from ipyg4f.providers.fallback import Fallback
+from ipyg4f.providers.setup import resolve
+from protocol_server import collect
+
+#: seconds before each model's answer starts (the server handles requests concurrently)
+LATENCY = {"fast": 0.2, "mid": 0.6, "slow": 1.2}
+
+
+@pytest.fixture
+def srv(protocol_server):
+    protocol_server.latency = lambda rec: LATENCY.get((rec.json or {}).get("model"), 0.0)
+    protocol_server.echo = True  # each answer says which prompt it got
+    return protocol_server
+
+
+@pytest.fixture
+def ip(tmp_path, monkeypatch, srv):
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    shell = TerminalInteractiveShell.instance()
+    shell.run_line_magic("load_ext", "ipyg4f")
+    shell.run_line_magic("config", f"ChatConfig.history_path = {str(tmp_path / 'h.sqlite3')!r}")
+    shell.run_line_magic("config", "ChatConfig.provider_options = "
+                         + repr({"Ollama": {"base_url": f"{srv.base_url}/v1"}}))
+    shell.run_line_magic("chat", "use -p Ollama -m fast")
+    yield shell
+    shell.run_line_magic("unload_ext", "ipyg4f")
+
+
+def chat_cell(ip, options: str, body: str):
+    result = ip.run_cell(f"%%chat {options}\n{body}", store_history=True)
+    return result.error_in_exec or result.error_before_exec
+
+
+def stored(ip, thread="default"):
+    chat = get_chat(ip)
+    return chat.store.exchanges(chat.notebook, thread)
+
+
+def test_compare_sends_to_every_spec_at_once_and_stores_every_answer(ip, srv, capsys):
+    srv.fault, srv.fault_path = "stall", "/v1/chat/completions"  # every answer waits until all three requests are in: one after another would hang
+    seen = []
+    releaser = threading.Thread(target=lambda: (seen.append(srv.wait_stalled(3, 60)), srv.release_stall()),
+                                daemon=True)
+    releaser.start()
+    assert chat_cell(ip, "--compare Ollama=fast,Ollama=mid,Ollama=slow -o got", "Say hi") is None
+    releaser.join(60)
+    assert seen == [True], "the three requests were not in flight at the same time"
+    assert sorted(r.json["model"] for r in srv.requests if r.path == "/v1/chat/completions") == ["fast", "mid", "slow"]
+    out = capsys.readouterr().out
+    for n, model in enumerate(["fast", "mid", "slow"], 1):
+        assert f"{n}. Ollama ({model})" in out
+    assert out.count("first token") == 3  # a footer per column
+    assert "%chat pick N" in out
+    assert ip.user_ns["got"] == {f"Ollama ({m})": "Say hi" for m in ("fast", "mid", "slow")}
+    [ex] = stored(ip)
+    assert ex.answer == "" and ex.status == "ok"  # nothing picked yet
+    assert [(v["model"], v["answer"], v["status"]) for v in ex.variant_list()] == [
+        ("fast", "Say hi", "ok"), ("mid", "Say hi", "ok"), ("slow", "Say hi", "ok")]
+
+
+def test_until_a_pick_the_thread_holds_the_prompt_alone_then_the_picked_answer(ip, srv, capsys):
+    assert chat_cell(ip, "--compare Ollama=fast,Ollama=mid", "First question") is None
+    assert chat_cell(ip, "", "Follow-up") is None
+    sent = srv.requests[-1].json["messages"]
+    assert [m["role"] for m in sent] == ["user", "user"] and sent[0]["content"] == "First question"
+    ip.run_line_magic("chat", "pick 2")
+    assert "continues with column 2: Ollama (mid)" in capsys.readouterr().out
+    [compared, _] = stored(ip)
+    assert (compared.answer, compared.model) == ("First question", "mid")
+    assert [v.get("picked") for v in compared.variant_list()] == [False, True]
+    assert chat_cell(ip, "", "Follow-up") is None
+    sent = srv.requests[-1].json["messages"]
+    assert [(m["role"], m["content"]) for m in sent[:2]] == [("user", "First question"), ("assistant", "First question")]
+
+
+def test_rerunning_the_compared_cell_replaces_every_answer(ip, srv, monkeypatch):
+    monkeypatch.setattr(get_chat(ip), "new_cell_id", lambda: "cell-1")  # the same cell, run twice
+    assert chat_cell(ip, "--compare Ollama=fast,Ollama=mid", "one") is None
+    ip.run_line_magic("chat", "pick 1")
+    assert chat_cell(ip, "--compare Ollama=mid,Ollama=slow,Ollama=fast", "two") is None
+    [ex] = stored(ip)
+    assert ex.answer == "" and [v["model"] for v in ex.variant_list()] == ["mid", "slow", "fast"]
+    assert [v["answer"] for v in ex.variant_list()] == ["two"] * 3
+
+
+@pytest.mark.parametrize("options, words", [
+    ("--compare Ollama=fast,NoSuchProvider", "unknown provider 'NoSuchProvider'"),
+    ("--race Ollama=fast,NoSuchProvider", "unknown provider 'NoSuchProvider'"),
+    ("--compare ,", "needs at least one PROVIDER"),
+    ("--compare Ollama --with x", "does not take --with"),
+    ("--compare Ollama --race Ollama", "do not go together"),
+])
+def test_user_errors_are_usage_errors_before_anything_is_sent(ip, srv, options, words):
+    ip.user_ns["x"] = 1
+    with pytest.raises(UsageError, match=words):
+        ip.run_cell_magic("chat", options, "hi")
+    assert srv.requests == [] and stored(ip) == []
+
+
+def test_pick_errors(ip, srv):
+    with pytest.raises(UsageError, match="no --compare cell"):
+        ip.run_line_magic("chat", "pick 1")
+    assert chat_cell(ip, "--compare Ollama=fast,Ollama=mid", "q") is None
+    with pytest.raises(UsageError, match="has 2 columns, not 3"):
+        ip.run_line_magic("chat", "pick 3")
+    with pytest.raises(UsageError, match="needs a column number"):
+        ip.run_line_magic("chat", "pick x")
+
+
+def test_one_failing_column_does_not_stop_the_others(ip, srv, capsys):
+    srv.fault, srv.fault_path, srv.fault_match = "http500", "/v1/chat/completions", '"model": "mid"'
+    assert chat_cell(ip, "--compare Ollama=fast,Ollama=mid", "q") is None
+    out = capsys.readouterr().out
+    assert "Ollama failed: HTTP 500" in out
+    [ex] = stored(ip)
+    assert [v["status"] for v in ex.variant_list()] == ["ok", "error"]
+    with pytest.raises(UsageError, match="has no answer"):
+        ip.run_line_magic("chat", "pick 2")
+
+
+def test_an_interrupt_stops_every_column_and_keeps_the_partial_answers(ip, srv, monkeypatch):
+    from ipyg4f.compare import Columns
+
+    srv.echo, srv.answer, srv.fault, srv.fault_after = False, "one two three four", "stall", 2
+    srv.fault_path, srv.latency = "/v1/chat/completions", 0.0
+    both = threading.Event()
+    feed = Columns.feed
+
+    def watched(self, tagged):  # the test interrupts once both columns show text
+        changed = feed(self, tagged)
+        if all(a.text for a in self.answers):
+            both.set()
+        return changed
+
+    monkeypatch.setattr(Columns, "feed", watched)
+    interrupt = threading.Thread(target=lambda: both.wait(60) and _interrupt_main(), daemon=True)
+    interrupt.start()
+    error = chat_cell(ip, "--compare Ollama=fast,Ollama=mid", "q")
+    assert isinstance(error, ChatFailed) and "stopped by interrupt" in str(error)
+    assert srv.wait_dropped(2, 60)  # both connections closed
+    [ex] = stored(ip)
+    variants = ex.variant_list()
+    assert [v["status"] for v in variants] == ["interrupted"] * 2
+    assert all(v["answer"].startswith("one ") and "one two three four".startswith(v["answer"]) for v in variants)
+
+
+def _interrupt_main() -> None:
+    import _thread
+
+    _thread.interrupt_main()
+
+
+# -- race ----------------------------------------------------------------------------------
+
+async def test_race_the_first_text_wins_and_the_losers_connections_close(srv):
+    srv.echo = False
+    entries = [resolve("Ollama", model=m, cell={"base_url": f"{srv.base_url}/v1"}) for m in ("slow", "fast", "mid")]
+    items = await collect(Fallback.create_async_generator("", [{"role": "user", "content": "hi"}],
+                                                          providers=entries, mode="race"))
+    assert items[0] == ProviderUsed("Ollama", "fast", ("Ollama: cancelled", "Ollama: cancelled"))
+    assert "".join(i for i in items if isinstance(i, str)) == "Hello world"
+    assert srv.wait_dropped(2, 60)
+    assert sorted(r.json["model"] for r in srv.dropped) == ["mid", "slow"]
+
+
+def test_race_cell_says_who_won_and_who_was_cancelled(ip, srv, capsys):
+    srv.fault, srv.fault_path, srv.fault_match = "http500", "/v1/chat/completions", '"model": "down"'
+    assert chat_cell(ip, "--race Ollama=slow,Ollama=fast,Ollama=down -o won", "Race me") is None
+    out = capsys.readouterr().out
+    assert "Ollama (fast) won the race (Ollama: cancelled, Ollama: HTTP 500)" in out
+    assert ip.user_ns["won"] == "Race me"
+    [ex] = stored(ip)
+    assert (ex.provider, ex.model, ex.answer) == ("Ollama", "fast", "Race me")
+
+
+def test_fallback_mode_race_races_the_fallback_list(ip, srv, capsys):
+    ip.run_line_magic("config", "ChatConfig.fallback_mode = 'race'")
+    ip.run_line_magic("config", "ChatConfig.provider_options = " + repr({
+        "Ollama": {"base_url": f"{srv.base_url}/v1", "model": "slow"},
+        "VLLM": {"base_url": f"{srv.base_url}/v1", "model": "fast"}}))
+    ip.run_line_magic("config", "ChatConfig.fallback = ['Ollama', 'VLLM']")
+    assert chat_cell(ip, "-p Fallback", "hi") is None
+    assert "VLLM (fast) won the race (Ollama: cancelled)" in capsys.readouterr().out
+    assert srv.wait_dropped(1, 60) and srv.dropped[0].json["model"] == "slow"
+
+
+def test_race_when_every_one_fails_lists_each_failure(ip, srv):
+    srv.fault, srv.fault_path = "http500", "/v1/chat/completions"
+    error = chat_cell(ip, "--race Ollama=fast,Ollama=mid", "q")
+    assert isinstance(error, ChatFailed) and str(error).count("HTTP 500") == 2, str(error)
+
+
+def test_variants_are_json_with_a_footer_each(ip, srv):
+    assert chat_cell(ip, "--compare Ollama=fast,Ollama=mid", "q") is None
+    [ex] = stored(ip)
+    raw = json.loads(ex.variants)
+    assert all("first token" in v["footer"] and v["provider"] == "Ollama" for v in raw)
