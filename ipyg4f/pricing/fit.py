@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 
 from .meter import money
 from .rates import rate_for, remember
-from .window import prefetch, window_for
+from .window import prefetch, wait_served, window_for
 
 __all__ = ["OverBudget", "fit", "estimate_tokens", "CHARS_PER_TOKEN"]
 
@@ -29,6 +29,9 @@ CHARS_PER_TOKEN = 4
 PER_MESSAGE, PER_IMAGE = 4, 800
 #: room kept for the answer when no max_tokens is set: a quarter of the window, at most this
 ANSWER_ROOM = 1024
+#: longest wait (seconds) for a nearby server's first answer about its window, when there is a thread to cut
+#: (it answers in milliseconds; a server that does not is not waited for again)
+FIRST_ASK = 0.5
 #: a budget's cap on the answer is said under it when it is below this many tokens
 QUIET_CAP = 4096
 
@@ -69,6 +72,8 @@ def fit(messages: list[dict[str, Any]], *, provider: Any, model: str, base_url: 
     prefetch(base_url, api_key)  # a nearby server's window, for this footer and the next request
     notes: list[str] = []
     window = None if name == "Local" else window_for(name, model, base_url)
+    if window is None and name != "Local" and base_url and _has_history(messages) and wait_served(base_url, FIRST_ASK):
+        window = window_for(name, model, base_url)  # a thread to a server asked for the first time: its answer
     if window:
         messages, dropped = _trim(messages, window - (max_tokens or min(ANSWER_ROOM, window // 4)))
         if dropped:
@@ -91,6 +96,10 @@ def fit(messages: list[dict[str, Any]], *, provider: Any, model: str, base_url: 
             notes.append(f"the answer may use at most {affordable} tokens: the budget of {money(budget)} "
                          f"(ChatConfig.budget) buys no more")
     return messages, notes, cap
+
+
+def _has_history(messages: list[dict[str, Any]]) -> bool:
+    return sum(1 for m in messages if m.get("role") == "user") > 1
 
 
 def _trim(messages: list[dict[str, Any]], room: int) -> tuple[list[dict[str, Any]], int]:

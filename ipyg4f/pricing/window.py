@@ -3,7 +3,8 @@
 * ``Local``: the context llama.cpp loaded the model with (its GGUF's, capped; ``local_context_size``);
 * a server on this machine or the local network (llama.cpp, vLLM): asked once per base URL, on a
   thread of its own, when a request goes there (:func:`prefetch`): llama.cpp's ``GET /props``
-  (``default_generation_settings.n_ctx``), else vLLM's ``GET /v1/models`` (``max_model_len``);
+  (``default_generation_settings.n_ctx``), else ``GET /v1/models`` (vLLM's ``max_model_len``, llama.cpp's
+  ``meta.n_ctx``);
   the answer path never waits for it, it only reads what has arrived (:func:`served_window`);
 * otherwise the user's figure (``ChatConfig.prices[MODEL]["window"]``), else the price database's.
 """
@@ -32,6 +33,7 @@ _ASKED: dict[str, float] = {}  #: base URL -> when it answered
 _ASKING: set[str] = set()
 _GENERATION = [0]  #: bumped by forget(): answers to questions asked before are dropped
 _LOCK = threading.Lock()
+_DONE = threading.Condition(_LOCK)  #: notified when a server has answered
 
 
 def is_nearby(url: str) -> bool:
@@ -78,6 +80,7 @@ def _ask(root: str, api_key: str | None, generation: int) -> None:
             if generation == _GENERATION[0]:
                 _SERVED[root], _ASKED[root] = window, time.monotonic()
                 _ASKING.discard(root)
+                _DONE.notify_all()
 
 
 def _get(url: str, api_key: str | None) -> Any:
@@ -104,9 +107,12 @@ def _props_window(props: Any) -> int | None:
 
 
 def _models_window(models: Any) -> int | None:
+    """vLLM's ``max_model_len``, else llama.cpp's ``meta.n_ctx``, of the first model listed that says."""
     data = models.get("data") if isinstance(models, dict) else None
     for entry in data if isinstance(data, list) else []:
-        if isinstance(entry, dict) and (found := _positive(entry.get("max_model_len"))):
+        meta = entry.get("meta") if isinstance(entry, dict) else None
+        found = _positive(entry.get("max_model_len")) if isinstance(entry, dict) else None
+        if found or (isinstance(meta, dict) and (found := _positive(meta.get("n_ctx")))):
             return found
     return None
 
@@ -123,17 +129,16 @@ def forget() -> None:
         _ASKED.clear()
         _ASKING.clear()
         _GENERATION[0] += 1
+        _DONE.notify_all()
 
 
 def wait_served(base_url: str, timeout: float) -> bool:
-    """Wait until the server at ``base_url`` has been asked (tests, and anyone who can afford to wait)."""
-    root, deadline = _root(base_url), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with _LOCK:
-            if root in _SERVED:
-                return True
-        time.sleep(0.01)
-    return False
+    """Wait (at most ``timeout`` s) for the answer of a server being asked; True once it has been asked.
+    Returns at once when nobody is asking it."""
+    root = _root(base_url)
+    with _DONE:
+        _DONE.wait_for(lambda: root in _SERVED or root not in _ASKING, timeout)
+        return root in _SERVED
 
 
 def local_window() -> int | None:
