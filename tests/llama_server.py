@@ -22,15 +22,19 @@ KEY = "llamacpp-test-key-5b0e2f7c"
 
 
 @contextlib.contextmanager
-def llama_server(n_ctx: int = 512, api_key: str | None = KEY) -> Iterator[SimpleNamespace]:
+def llama_server(n_ctx: int = 512, api_key: str | None = KEY, model: str | None = None,
+                 jinja: bool | None = None) -> Iterator[SimpleNamespace]:
     """Yields ``url`` (``http://127.0.0.1:<port>/v1``), ``address`` and ``model`` (the GGUF path the
-    server names its model by)."""
-    from ipyg4f.providers.local.engine import _bundled_path
+    server names its model by).  ``model``: a bundled model's name (default: the tiny Gemma);
+    ``jinja``: llama.cpp's ``--jinja`` (None: xllamacpp's default, on)."""
+    from ipyg4f.providers.local.engine import _bundled_path, bundled_path
 
-    path = str(_bundled_path())
+    path = str(bundled_path(model) if model else _bundled_path())
     params = xllamacpp.CommonParams()
     params.model.path = path
     params.n_ctx = n_ctx
+    if jinja is not None:
+        params.use_jinja = jinja
     params.n_parallel = 1
     params.cpuparams.n_threads = 1
     params.cpuparams_batch.n_threads = 1

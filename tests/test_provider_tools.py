@@ -244,3 +244,42 @@ async def test_a_foreign_class_without_tools_is_never_given_them():
         unregister("NoTools")
     assert NoTools.given == {"seed": 1}
     assert items == [ToolCallPart(0, "x", "f", "{}"), ToolCalls(("f",))]  # what it sends is still read
+
+
+# --- xllamacpp's real llama.cpp HTTP server, with the offline default model --------------------------
+
+@pytest.fixture(scope="module")
+def qwen_server():
+    from ipyg4f.providers.local import bundled
+    from llama_server import llama_server
+
+    with llama_server(n_ctx=2048, model=bundled.QWEN.name) as srv:
+        yield srv
+
+
+@pytest.mark.local_model
+async def test_llama_server_takes_tools_and_a_history_of_calls_and_results(qwen_server):
+    """The Qwen template renders the tools, the assistant's tool_calls (content None) and the tool result."""
+    history = [{"role": "user", "content": "How many rows does the DataFrame sales have?"},
+               {"role": "assistant", "content": None, "tool_calls": [
+                   {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "sales"}'}}]},
+               {"role": "tool", "tool_call_id": "c1", "content": "DataFrame: 12 rows, 3 columns"}]
+    items = await collect(LlamaCppServer.create_async_generator(
+        qwen_server.model, history, base_url=qwen_server.url, api_key=qwen_server.key, tools=[SPEC],
+        max_tokens=24, temperature=0))
+    assert "".join(i for i in items if isinstance(i, str)).strip()
+    assert [i for i in items if isinstance(i, FinishReason)]
+
+
+@pytest.mark.local_model
+async def test_llama_server_without_jinja_refuses_tools_and_the_error_says_how_to_start_it():
+    from ipyg4f import errors
+    from ipyg4f.providers.local import bundled
+    from llama_server import llama_server
+
+    with llama_server(n_ctx=512, model=bundled.QWEN.name, jinja=False) as srv:
+        with pytest.raises(errors.HTTPStatusError) as info:
+            await collect(LlamaCppServer.create_async_generator(srv.model, ASK, base_url=srv.url, api_key=srv.key,
+                                                                tools=[SPEC], max_tokens=4))
+    assert "tools param requires --jinja flag" in str(info.value) + info.value.body
+    assert "--jinja" in info.value.hint

@@ -234,6 +234,8 @@ async def _status_errors(cls: type[OpenAICompatible], model: str | None = None, 
             if cls.context_hint:
                 error.hint = cls.context_hint
             raise error from exc
+        if "requires --jinja" in body:  # llama-server without --jinja, asked with tools
+            exc.hint = "start llama-server with --jinja: tools go through the model's own chat template"
         raise
 
 
