@@ -30,12 +30,6 @@ CITY = 'Zürich "Nord"'  # a quote and a non-ASCII letter for the cuts to fall i
 
 
 @pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     data = tmp_path_factory.mktemp("ipyg4f-steps")
     k = Kernel(env={"OPENAI_API_KEY": "sk-test-steps", "IPYG4F_DATA_DIR": str(data),
@@ -46,11 +40,10 @@ def kernel(tmp_path_factory):
     k.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def fresh(server):
-    server.reset()
-    yield
-    server.reset()
+@pytest.fixture
+def server(protocol_server):
+    """conftest's protocol server (one per session, its settings and records reset for each test)."""
+    return protocol_server
 
 
 def chat(kernel: Kernel, server: ProtocolServer, tools: str, extra: str = "", provider: str = "OpenAI") -> Execution:
