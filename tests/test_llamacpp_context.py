@@ -64,3 +64,18 @@ def test_a_thread_longer_than_the_servers_context_loses_its_oldest_exchanges(ip,
     assert cell(ip, "Say hi.") is None
     out = capsys.readouterr().out
     assert "oldest exchanges did not fit in the model's context (512 tokens) and were left out" in out
+
+
+def test_local_shows_the_context_it_loaded_the_model_with_and_never_a_price(ip, capsys):
+    import re
+
+    from ipyg4f.pricing.meter import compact
+    from ipyg4f.providers.local import engine
+
+    ip.run_line_magic("config", "ChatConfig.prices = {'gemma-3-270m': {'input': 100.0, 'output': 100.0}}")
+    result = ip.run_cell("%%chat -p Local -m gemma-3-270m --max-tokens 4\nSay hello.")
+    assert (result.error_in_exec or result.error_before_exec) is None
+    out = capsys.readouterr().out
+    loaded = engine.loaded()
+    assert loaded is not None and re.search(rf"· context \d+/{re.escape(compact(loaded.n_ctx))}$", out.rstrip())
+    assert "$" not in out  # the user's price names the model; Local runs in this process and costs nothing
