@@ -212,3 +212,33 @@ def test_variants_are_json_with_a_footer_each(ip, srv):
     [ex] = stored(ip)
     raw = json.loads(ex.variants)
     assert all("first token" in v["footer"] and v["provider"] == "Ollama" for v in raw)
+
+
+class Thinker:
+    """Thinks (an event held until it wins), then answers."""
+
+    name = "Thinker"
+    enforces_timeout = False
+
+    @classmethod
+    async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
+        from ipyg4f.events import Reasoning
+
+        yield Reasoning("hmm")
+        yield "the answer"
+        yield " goes on"
+
+
+async def test_race_the_winners_held_events_come_first_and_its_text_whole(srv):
+    srv.fault, srv.fault_path = "stall", "/v1/chat/completions"  # the other one never answers
+    other = resolve("Ollama", model="fast", cell={"base_url": f"{srv.base_url}/v1"})
+    from ipyg4f.events import Reasoning
+    from ipyg4f.providers import register, unregister
+
+    register(Thinker, "Thinker")
+    try:
+        items = await collect(Fallback.create_async_generator("", [{"role": "user", "content": "hi"}],
+                                                              providers=[other, "Thinker"], mode="race"))
+    finally:
+        unregister("Thinker")
+    assert items == [ProviderUsed("Thinker", "", ("Ollama: cancelled",)), Reasoning("hmm"), "the answer", " goes on"]

@@ -174,8 +174,8 @@ async def _race(entries: list[Any], model: str, messages: Messages, proxy: str |
             lost = tuple(f"{names[j]}: {short_reason(failures[j]) if j in failures else 'cancelled'}"
                          for j in range(len(tasks)) if j != i)
             yield ProviderUsed(names[i], models[i], lost)
-            for event in held[i]:
-                yield event
+            for earlier in held[i]:
+                yield earlier
             yield event
         if winner is None:
             raise AllProvidersFailedError([(names[i], failures[i]) for i in sorted(failures)])
