@@ -78,9 +78,12 @@ class Front:
             elif op == "add":
                 self.turns[msg["turn"]["id"]] = self._turn(msg["turn"])
                 self.order.append(msg["turn"]["id"])
-            elif op == "final":
+            elif op in ("final", "turn"):
                 if msg["turn"]["id"] in self.turns:
                     self.turns[msg["turn"]["id"]] = self._turn(msg["turn"])
+            elif op == "ask":
+                if msg["id"] in self.turns:
+                    self.turns[msg["id"]]["ask"] = msg["ask"]
             elif op in ("append", "tail"):
                 turn = self.turns.get(msg["id"])
                 if turn is None:
@@ -106,7 +109,7 @@ class Front:
         if "body" in turn:
             return turn["body"] + turn["after"]
         parts = turn["parts"]
-        return turn["context"] + "".join("".join(parts[p]) for p in ("thinking", "answer") if p in parts)
+        return turn["context"] + turn.get("steps", "") + "".join("".join(parts[p]) for p in ("thinking", "answer") if p in parts)
 
     def turn(self, id_=None):
         return self.turns[id_ or self.order[-1]]
@@ -935,3 +938,177 @@ async def test_the_with_field_sends_values_as_context_and_shows_what_was_sent(ma
     assert '<details class="ipyg4f-context"' in panel.front.html() and "scores" in panel.front.html()
     [stored] = chat.store.exchanges(chat.notebook, "default")
     assert "'bob': 5" in stored.context
+
+
+# --- tools: the agent's loop in the panel (issue 21) ------------------------------------------
+
+from tool_script import Call, Turn, tool_results  # noqa: E402
+
+
+@pytest.fixture
+def agent_chat(tmp_path, monkeypatch, protocol_server):
+    """A Chat over a real IPython shell (the tools read and run in its namespace)."""
+    import sys
+
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{protocol_server.base_url}/v1")
+    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    main = sys.modules["__main__"]  # reset() installs the shell's own __main__: the real one goes back after
+    ip = TerminalInteractiveShell.instance()
+    ip.reset(new_session=True)
+    c = Chat(ip, ChatConfig(provider="OpenAI", history_path=str(tmp_path / "history.sqlite3")))
+    yield c
+    c.close()
+    ip.reset(new_session=True)
+    sys.modules["__main__"] = main
+
+
+@pytest.fixture
+async def tool_panel(agent_chat):
+    panel = ChatPanel(chat=agent_chat)
+    panel.front = Front(panel.view)
+    await panel.join(timeout=TIMEOUT)
+    yield panel
+    panel.close()
+    await panel.join(timeout=TIMEOUT)
+
+
+def click(panel, exchange, answer, n=1):
+    """What a click on Approve ("yes") or Refuse ("no") sends."""
+    panel.view._handle_custom_msg({"event": "approve", "id": exchange.cell_id, "n": n, "answer": answer}, [])
+
+
+async def asked(panel, n=1):
+    await panel.front.until(lambda f: (f.turn().get("ask") or {}).get("n") == n
+                            and f.turn()["ask"]["state"] == "pending")
+    return panel.front.turn()["ask"]
+
+
+RUN = "import threading\nwhere = threading.current_thread().name\nanswer = 6 * 7\nprint('computed', answer)"
+
+
+async def test_tool_steps_show_in_the_transcript_as_collapsed_blocks_and_are_stored(tool_panel, protocol_server,
+                                                                                     agent_chat):
+    agent_chat.shell.user_ns["df"] = [1, None, 3]
+    protocol_server.script = [Turn("Let me look. ", [Call("describe", {"name": "df"})]), Turn("It has one **None**.")]
+    tool_panel.tools.value = "notebook"
+    exchange = ask(tool_panel, "why the nulls?")
+    await ended(exchange)
+    assert exchange.answer.status == "ok", exchange.answer.error
+    final = tool_panel.front.html()
+    assert final.count('<details class="ipyg4f-step"') == 1 and "<details open" not in final  # collapsed
+    assert "describe" in final and "Let me look." in final and "<strong>None</strong>" in final
+    assert final.index("ipyg4f-step") < final.index("<strong>None</strong>")  # the steps above the answer
+    [first, second] = protocol_server.chat_bodies()
+    assert [t["function"]["name"] for t in first["tools"]] == ["list_variables", "describe", "read_cells",
+                                                               "last_error"]
+    assert "list" in next(iter(tool_results(second).values()))  # the model got the description back
+    [stored] = agent_chat.store.exchanges(agent_chat.notebook, "default")
+    assert [s["tool"] for s in stored.step_list()] == ["describe"]
+    reread = ChatPanel(chat=agent_chat)  # read back from history: the steps are there again
+    try:
+        assert 'class="ipyg4f-step"' in reread.view.turns[stored.cell_id].body
+    finally:
+        reread.close()
+
+
+async def test_approve_runs_the_models_code_in_the_users_namespace_on_the_panels_thread(
+        tool_panel, protocol_server, agent_chat):
+    protocol_server.script = [Turn(calls=[Call("run_python", {"code": RUN})]), Turn("It is 42.")]
+    tool_panel.tools.value = "python"
+    exchange = ask(tool_panel, "compute it")
+    question = await asked(tool_panel)
+    assert "run_python wants to run" in question["title"] and "current_thread" in question["html"]
+    assert "waiting for your approval" in status_text(tool_panel)
+    assert "answer" not in agent_chat.shell.user_ns  # nothing ran before the click
+    click(tool_panel, exchange, "yes")
+    await ended(exchange)
+    ns = agent_chat.shell.user_ns
+    assert ns["answer"] == 42
+    assert ns["where"] == "ipyg4f-run"  # the panel's own thread, not the kernel's: why the panel always asks
+    [step] = exchange.answer.steps
+    assert step.approved and step.asked and "computed 42" in step.result
+    assert "computed 42" in next(iter(tool_results(protocol_server.chat_bodies()[1]).values()))
+    assert "(approved)" in tool_panel.front.html() and "It is 42." in tool_panel.front.html()
+
+
+async def test_refuse_tells_the_model_and_runs_nothing(tool_panel, protocol_server, agent_chat):
+    protocol_server.script = [Turn(calls=[Call("run_python", {"code": RUN})]), Turn("As you wish.")]
+    tool_panel.tools.value = "python"
+    exchange = ask(tool_panel, "compute it")
+    await asked(tool_panel)
+    click(tool_panel, exchange, "no")
+    await ended(exchange)
+    assert "answer" not in agent_chat.shell.user_ns
+    assert exchange.asker.asked[0]["state"] == "refused"
+    assert next(iter(tool_results(protocol_server.chat_bodies()[1]).values())) == "refused by the user"
+    assert "refused" in tool_panel.front.html() and "As you wish." in tool_panel.front.html()
+
+
+async def test_stop_refuses_the_pending_question_and_a_late_click_is_said(tool_panel, protocol_server, agent_chat):
+    protocol_server.script = [Turn(calls=[Call("run_python", {"code": RUN})]), Turn("never")]
+    tool_panel.tools.value = "python"
+    exchange = ask(tool_panel, "compute it")
+    await asked(tool_panel)
+    press_stop(tool_panel)
+    await ended(exchange)
+    assert exchange.answer.status == "interrupted" and "answer" not in agent_chat.shell.user_ns
+    assert exchange.asker.asked[0]["state"] == "refused" and exchange.asker.asked[0]["note"] == "stopped"
+    assert len(protocol_server.chat_bodies()) == 1  # no request followed
+    click(tool_panel, exchange, "yes")  # the click that was on its way: not lost silently, and not obeyed
+    assert "came too late" in status_text(tool_panel) and "refused" in status_text(tool_panel)
+    assert "answer" not in agent_chat.shell.user_ns
+
+
+async def test_closing_the_panel_refuses_the_pending_question(agent_chat, protocol_server):
+    panel = ChatPanel(chat=agent_chat)
+    panel.front = Front(panel.view)
+    protocol_server.script = [Turn(calls=[Call("run_python", {"code": RUN})]), Turn("never")]
+    panel.tools.value = "python"
+    exchange = ask(panel, "compute it")
+    await asked(panel)
+    panel.close()
+    await ended(exchange)
+    assert exchange.answer.status == "interrupted" and "answer" not in agent_chat.shell.user_ns
+    assert exchange.asker.asked[0]["state"] == "refused"
+
+
+async def test_the_tools_setting_starts_from_the_config_and_never_runs_code_unasked(agent_chat, protocol_server):
+    agent_chat.config.tools = ["notebook", "python"]
+    agent_chat.config.approve = "auto"
+    panel = ChatPanel(chat=agent_chat)
+    panel.front = Front(panel.view)
+    try:
+        assert panel.tools.value == "notebook, python"
+        assert panel.approve.value == "ask"  # auto is not offered: the panel's thread runs beside the cells
+        assert [v for _, v in panel.approve.options] == ["ask", "never"]
+        panel.approve.value = "never"
+        protocol_server.script = [Turn(calls=[Call("run_python", {"code": RUN})]), Turn("ok")]
+        exchange = ask(panel, "compute it")
+        await ended(exchange)
+        names = [t["function"]["name"] for t in protocol_server.chat_bodies()[0]["tools"]]
+        assert "run_python" not in names and "list_variables" in names
+        assert "answer" not in agent_chat.shell.user_ns
+    finally:
+        panel.close()
+        await panel.join(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("tools, words", [("nosuch", "Tools: nosuch"), ("mcp:files", "no such server")])
+async def test_a_wrong_tools_setting_is_said_before_anything_is_sent(tool_panel, protocol_server, tools, words):
+    tool_panel.tools.value = tools
+    assert ask(tool_panel, "hello") is None
+    assert "cannot send" in status_text(tool_panel) and words in status_text(tool_panel)
+    assert protocol_server.chat_bodies() == []
+
+
+async def test_a_provider_without_tools_is_said_before_anything_is_sent(tool_panel, seed_urls):
+    tool_panel.provider.value = "Pizzagpt"  # a seed provider: it takes no tools
+    await tool_panel.join(timeout=TIMEOUT)
+    tool_panel.tools.value = "notebook"
+    assert ask(tool_panel, "hello") is None
+    assert "does not take tools" in status_text(tool_panel)
+    assert [p for p in seed_urls.paths() if "models" not in p] == []  # nothing was sent

@@ -14,7 +14,13 @@ built once and driven by ``observe``/``on_click``:
   streaming while the kernel runs other cells, even long ones; Stop cancels it
   and keeps the partial answer, marked as stopped;
 * answers are sanitised like the cell's (:mod:`ipyg4f.render.html`) and
-  recorded in the same history (cell id ``panel-<uuid>`` per Send).
+  recorded in the same history (cell id ``panel-<uuid>`` per Send);
+* **Tools** (``ChatConfig.tools``) lets the model use tools as ``%%chat --tools``
+  does (:mod:`ipyg4f.agent`); the steps show as the cell's collapsed blocks, and a
+  call that needs approval asks with Approve / Refuse buttons in the transcript
+  (:mod:`ipyg4f.panel.approval`).  The panel's run is on a thread of its own, so
+  the model's code would run beside the user's cells: the panel always asks
+  before ``run_python`` (``auto`` is not offered here; ``never`` is).
 """
 
 from __future__ import annotations
@@ -37,13 +43,13 @@ from ..render import outcome
 from ..template import user_namespace
 from .choice import DEFAULT_MODEL, ProviderChoice
 from .exchange import Exchange, final_turn, panel_outcome, stored_answer
+from .tools import APPROVE_OPTIONS, agent_source, panel_mode
 from .view import ChatView
 
 __all__ = ["ChatPanel", "ChatView", "Exchange"]
 
 #: the history cell id of a panel's exchange: this prefix and a uuid per Send
 CELL_PREFIX = "panel-"
-
 
 class ChatPanel(ProviderChoice, widgets.VBox):
     """Chat with a provider from a widget; see the module docstring and ``docs/panel.md``."""
@@ -77,13 +83,19 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         self.with_ = widgets.Text(placeholder="df, model.coef_ (optional: values sent as context)",
                                   description="With", layout=widgets.Layout(width="auto", flex="1"))
         self.with_.add_class("ipyg4f-with")
+        self.tools = widgets.Text(value=", ".join(config.tools), description="Tools",
+                                  placeholder="notebook, python, my_function, mcp:NAME (optional: what the model may use)",
+                                  layout=widgets.Layout(width="auto", flex="1"))
+        self.tools.add_class("ipyg4f-tools")
+        self.approve = widgets.Dropdown(options=APPROVE_OPTIONS, value=panel_mode(config.approve),
+                                        description="Approve", layout=widgets.Layout(width="auto"))
         self.thread = widgets.Combobox(value=config.thread, options=self._thread_options(config.thread),
                                        description="Thread", ensure_option=False, continuous_update=False,
                                        layout=widgets.Layout(width="auto"))
         self.reset = widgets.Button(description="Reset thread", icon="eraser",
                                     tooltip="archive this thread's exchanges (like %chat reset)")
         #: the transcript, the prompt box, Send/Stop and the status line
-        self.view = ChatView(on_send=self.submit, on_stop=lambda: self.cancel(),
+        self.view = ChatView(on_send=self.submit, on_stop=lambda: self.cancel(), on_approve=self._on_approve,
                              layout=widgets.Layout(width="100%"))
 
         self.provider.observe(self._on_provider, "value")
@@ -99,6 +111,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
             widgets.HBox([self.provider, self.model, self.refresh]),
             widgets.HBox([self.system, self.use_temperature, self.temperature]),
             widgets.HBox([self.with_]),
+            widgets.HBox([self.tools, self.approve]),
             widgets.HBox([self.thread, self.reset]),
             self.view,
         ]
@@ -223,9 +236,16 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         except Exception as exc:  # unknown provider/model, unreadable history: say it, keep the prompt
             self._show_status(f"✖ cannot send: {redact(describe(exc))}", "error")
             return None
+        try:
+            agent = agent_source(self.chat, request, self.tools.value, self.approve.value)  # checked before sending
+        except ValueError as exc:
+            self._show_status(f"✖ cannot send: {exc}", "error")
+            return None
         exchange = Exchange(request, prompt, thread, cell_id, view=self.view,
                             rate=self.chat.config.updates_per_second, on_status=self._show_status,
                             on_done=self._finished, attachments=attachments)
+        if agent is not None:
+            exchange.source = agent(exchange.asker)
         sent = context_block(attachments)
         exchange.answer.notes.extend(notes)
         self.exchanges.append(exchange)
@@ -234,7 +254,8 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         if from_box:
             self.view.prompt = ""
         self.view.busy = True
-        exchange.begin(lambda answer: self.chat.record(prompt, answer, cell_id=cell_id, thread=thread, context=sent),
+        exchange.begin(lambda answer: self.chat.record(prompt, answer, cell_id=cell_id, thread=thread, context=sent,
+                                                       **exchange.stored()),
                        lambda renderer: self.chat.saving(renderer, prompt, cell_id=cell_id, thread=thread, context=sent))
         return exchange
 
@@ -246,6 +267,14 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         shell = self.chat.shell
         namespace = user_namespace(shell) if shell is not None else {}
         return attach(split_exprs(spec), namespace, self.chat.config.context_budget)
+
+    def _on_approve(self, id_: str, n: Any, answer: Any) -> None:
+        """A click on Approve / Refuse (it reaches the kernel only while no cell runs: ipywidgets#3468)."""
+        exchange = next((ex for ex in self.exchanges if ex.cell_id == id_), None)
+        if exchange is None:
+            self._show_status("that click came too late: its answer is no longer in this panel", "warn")
+            return
+        exchange.asker.answer(n, answer)
 
     def cancel(self) -> None:
         """Stop the streaming answer; its partial text stays, marked as stopped. What Stop does."""
@@ -332,7 +361,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         for future in fetches:
             future.cancel()
         for ex in self.exchanges:
-            ex.stop()
+            ex.stop("the panel was closed")
         children = list(self.children)
         super().close()
         for child in children:

@@ -22,17 +22,18 @@ function button(label, classes, title) {
 }
 
 // One exchange: prompt, who answers, the answer (streaming parts, or the final body), notes.
-function turnView(turn) {
+function turnView(turn, send) {
   const root = element("div", "ipyg4f-exchange");
   const box = element("div", "ipyg4f-turn");
   const prompt = element("div", "ipyg4f-prompt");
   prompt.append(element("b", "", "you"), document.createTextNode(": " + turn.prompt));
   const meta = element("div", "ipyg4f-meta");
   const answer = element("div", "ipyg4f-answer jp-RenderedHTMLCommon jp-RenderedMarkdown");
+  const ask = element("div", "ipyg4f-ask-slot");
   const after = element("div", "ipyg4f-after");
-  box.append(prompt, meta, answer, after);
+  box.append(prompt, meta, answer, ask, after);
   root.append(box);
-  const view = { root, box, meta, answer, after, parts: {} };
+  const view = { root, box, meta, answer, ask, after, parts: {}, id: turn.id, send };
   show(view, turn);
   return view;
 }
@@ -41,13 +42,17 @@ function show(view, turn) {
   view.box.dataset.status = turn.status;
   view.meta.textContent = turn.label;
   view.parts = {};
+  view.waiting = null;
   if (turn.body !== undefined) {
     view.answer.innerHTML = turn.body; // sanitised server-side
     view.after.innerHTML = turn.after; // escaped server-side
+    view.ask.replaceChildren();
     return;
   }
-  view.answer.innerHTML = turn.context || ""; // the "context sent" block: sanitised server-side
+  // the "context sent" block and the tool steps so far: sanitised server-side
+  view.answer.innerHTML = (turn.context || "") + (turn.steps || "");
   view.after.replaceChildren();
+  question(view, turn.ask);
   const parts = turn.parts || {};
   if (!parts.thinking && !parts.answer) {
     view.waiting = element("em", "ipyg4f-waiting", `waiting for ${turn.label}…`);
@@ -59,6 +64,38 @@ function show(view, turn) {
     p.tail.insertAdjacentHTML("beforebegin", parts[name].done); // sanitised server-side
     p.tail.innerHTML = parts[name].tail; // sanitised server-side
   }
+}
+
+// The approval question of a tool call: what would run, Approve / Refuse, and how it ended.  A click is
+// a message to the kernel, which reads it only between cells (ipywidgets#3468): until the kernel says
+// the question's new state, the question says the click was sent and is waiting for it.
+function question(view, ask) {
+  view.ask.replaceChildren();
+  if (!ask) return;
+  const box = element("div", "ipyg4f-ask");
+  box.dataset.state = ask.state;
+  box.dataset.n = String(ask.n);
+  const title = element("div", "ipyg4f-ask-title", ask.title);
+  const code = element("div", "ipyg4f-ask-code");
+  code.innerHTML = ask.html; // highlighted code, escaped server-side
+  const row = element("div", "ipyg4f-ask-actions");
+  const yes = button("Approve", "mod-success ipyg4f-approve", "run this call");
+  const no = button("Refuse", "mod-danger ipyg4f-refuse", "do not run it; the model is told you refused");
+  const state = element("span", "ipyg4f-ask-state");
+  const pending = ask.state === "pending";
+  yes.disabled = no.disabled = !pending;
+  state.textContent = pending ? "" : ask.state + (ask.note ? ` (${ask.note})` : "");
+  row.append(yes, no, state);
+  box.append(title, code, row);
+  view.ask.append(box);
+  const answer = (word) => {
+    yes.disabled = no.disabled = true;
+    box.dataset.state = "sent";
+    state.textContent = `${word === "yes" ? "approve" : "refuse"} sent; the kernel reads it once no cell is running…`;
+    view.send({ event: "approve", id: view.id, n: ask.n, answer: word });
+  };
+  yes.addEventListener("click", () => answer("yes"));
+  no.addEventListener("click", () => answer("no"));
 }
 
 // A streaming part: settled HTML goes before `tail`, which is replaced on each update.  The thinking
@@ -143,7 +180,7 @@ function render({ model, el }) {
 
   // -- the transcript ---------------------------------------------------------------------
   const add = (turn) => {
-    const view = turnView(turn);
+    const view = turnView(turn, (msg) => model.send(msg));
     turns.set(turn.id, view);
     transcript.append(view.root);
   };
@@ -165,9 +202,12 @@ function render({ model, el }) {
     } else if (msg.op === "add") {
       add(msg.turn);
       follow = true; // a new question: show it
-    } else if (msg.op === "final") {
+    } else if (msg.op === "final" || msg.op === "turn") {
       const view = turns.get(msg.turn.id);
       if (view) show(view, msg.turn);
+    } else if (msg.op === "ask") {
+      const view = turns.get(msg.id);
+      if (view) question(view, msg.ask);
     } else if (msg.op === "append" || msg.op === "tail") {
       const view = turns.get(msg.id);
       if (!view || (msg.part !== "answer" && msg.part !== "thinking")) return;

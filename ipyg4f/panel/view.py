@@ -14,6 +14,12 @@ kernel sends it changes as custom messages:
     settled, sanitised HTML added once to the ``answer`` or ``thinking`` part
 ``{op: "tail", id, part, html}``
     the live end of that part (with the cursor), replacing the previous tail
+``{op: "turn", turn}``
+    a streaming exchange drawn afresh: a tool step ended (the steps so far, collapsed, above what
+    streams next)
+``{op: "ask", id, ask}``
+    the approval question of a tool call (``ask``: ``n``, ``title``, ``html``, ``state``, ``note``), or
+    its new state; ``null`` removes it
 ``{op: "final", turn}``
     the ended exchange, replacing what streamed (the answer rendered whole)
 ``{op: "sent", prompt}``
@@ -26,7 +32,8 @@ kernel sends it changes as custom messages:
 
 The front end syncs the prompt box's text as it is typed (the ``prompt``
 trait) and sends ``{event: "send", prompt}`` (the box's text, whether its last
-keystrokes were synced or not), ``{event: "stop"}`` and ``{event: "sync", view}``.  All HTML in these messages comes from
+keystrokes were synced or not), ``{event: "stop"}``, ``{event: "approve", id, n, answer}`` (a click on Approve / Refuse) and
+``{event: "sync", view}``.  All HTML in these messages comes from
 :mod:`ipyg4f.render.html` (sanitised); the prompt and labels travel as text
 and are shown with ``textContent``.
 """
@@ -66,6 +73,8 @@ class Turn:
     tail: dict[str, str] = field(default_factory=lambda: {p: "" for p in PARTS})
     body: str | None = None  #: the ended answer (safe HTML): thinking, answer, media, sources
     after: str = ""  #: the outcome's note and the footer (safe HTML)
+    steps: str = ""  #: while streaming: the tool steps so far (safe HTML, :mod:`ipyg4f.render.steps`)
+    ask: dict[str, Any] | None = None  #: while streaming: the approval question shown (see ``approval.py``)
 
     def message(self) -> dict[str, Any]:
         turn: dict[str, Any] = {"id": self.id, "prompt": self.prompt, "label": self.label,
@@ -75,6 +84,7 @@ class Turn:
         else:
             turn["parts"] = {p: {"done": "".join(self.done[p]), "tail": self.tail[p]} for p in PARTS
                              if self.done[p] or self.tail[p]}
+            turn.update(steps=self.steps, ask=self.ask)
         return turn
 
 
@@ -92,10 +102,12 @@ class ChatView(anywidget.AnyWidget):
 
     def __init__(self, on_send: Callable[[str | None], Any] = lambda prompt: None,
                  on_stop: Callable[[], Any] = lambda: None,
+                 on_approve: Callable[[str, Any, Any], Any] = lambda id_, n, answer: None,
                  **kwargs: Any):
         super().__init__(**kwargs)
         self.on_send = on_send
         self.on_stop = on_stop
+        self.on_approve = on_approve
         self.turns: dict[str, Turn] = {}
         #: a change of the transcript and its message are one step, whichever thread makes it
         #: (answers stream from threads of their own), so a snapshot never misses or repeats one
@@ -119,6 +131,8 @@ class ChatView(anywidget.AnyWidget):
                 self.send({"op": "sent", "prompt": text})
         elif event == "stop":
             self.on_stop()
+        elif event == "approve":
+            self.on_approve(str(content.get("id", "")), content.get("n"), content.get("answer"))
 
     # -- the transcript ----------------------------------------------------------------
     def say(self, text: str, tone: str = "info") -> None:
@@ -163,6 +177,19 @@ class ChatView(anywidget.AnyWidget):
                     self.send({"op": "tail", "id": turn.id, "part": part, "html": tail})
                     sent += len(tail)
             return sent
+
+    def restart(self, turn: Turn) -> None:
+        """``turn`` drawn afresh while it streams (a tool step ended: the steps, then what comes next)."""
+        with self.lock:
+            if self.turns.get(turn.id) is turn:
+                self.send({"op": "turn", "turn": turn.message()})
+
+    def ask(self, turn: Turn, ask: dict[str, Any] | None) -> None:
+        """Show the approval question ``ask`` in ``turn`` (or its new state; None: remove it)."""
+        with self.lock:
+            turn.ask = ask
+            if self.turns.get(turn.id) is turn:
+                self.send({"op": "ask", "id": turn.id, "ask": ask})
 
     def final(self, turn: Turn) -> None:
         with self.lock:
