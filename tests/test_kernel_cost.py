@@ -1,5 +1,5 @@
-"""Cost and context in a real ipykernel (issue 22): the answer's footer shows its price and the context
-it fills of the window the server reported at ``/props``, and warns at 80 %; ``%chat cost`` and
+"""Cost and context in a real ipykernel (issue 22): the answer's footer shows its price (the user's, for a
+llama.cpp server they pay for) and the context it fills of the window the server reported at ``/props``, and warns at 80 %; ``%chat cost`` and
 ``%chat export`` read what was stored."""
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ def server():
 def kernel(server, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("ipyg4f-cost")
     k = Kernel(env={
-        "OPENAI_BASE_URL": server.base_url + "/v1",
-        "OPENAI_API_KEY": "sk-test-cost",
+        "LLAMACPP_BASE_URL": server.base_url + "/v1",
         "IPYG4F_DATA_DIR": str(data_dir),
         "JPY_SESSION_NAME": str(data_dir / "notebook.ipynb"),
     }, cwd=str(data_dir))
     k.ok("%load_ext ipyg4f")
-    k.ok("%chat use -p OpenAI -m test-model")
+    k.ok("%chat use -p LlamaCppServer -m test-model")
     k.ok("%config ChatConfig.prices = {'test-model': {'input': 2.0, 'output': 8.0}}")
     yield k
     k.shutdown()
@@ -60,8 +59,8 @@ def test_the_footer_shows_the_price_and_the_context_and_warns_when_full(kernel, 
     assert "context 3.5k/4.1k (85 %: the thread is filling up; %chat reset or --new starts afresh" in footer_of(third)
     assert [r.path for r in server.requests].count("/props") == 1  # once per base URL
     cost = kernel.ok(f"%chat cost -c {thread}").text()
-    row = [" ".join(line.split()) for line in cost.splitlines() if line.startswith("OpenAI")]
-    assert row == ["OpenAI test-model 3 5,300 600 $0.02"]  # $0.0036 + $0.0036 + $0.0082
+    row = [" ".join(line.split()) for line in cost.splitlines() if line.startswith("LlamaCppServer")]
+    assert row == ["LlamaCppServer test-model 3 5,300 600 $0.02"]  # $0.0036 + $0.0036 + $0.0082
     kernel.ok(f"%chat export {thread}.json -c {thread}")
     exported = json.loads(kernel.ok(f"print(open({thread + '.json'!r}).read())").stream())
     assert exported["exchanges"][-1]["usage"] == {"input": 3300, "output": 200, "cost": pytest.approx(0.0082),

@@ -26,6 +26,7 @@ def ip(tmp_path, monkeypatch, protocol_server):
     monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-pricing")
     monkeypatch.setenv("OPENAI_BASE_URL", f"{protocol_server.base_url}/v1")
+    monkeypatch.setenv("LLAMACPP_BASE_URL", f"{protocol_server.base_url}/v1")
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     window.forget()  # the session's protocol server keeps its URL from test to test
     shell = TerminalInteractiveShell.instance()
@@ -77,6 +78,7 @@ def test_the_window_comes_from_props_and_the_footer_warns_at_80_percent(ip, prot
     protocol_server.props_n_ctx = 4096
     protocol_server.prompt_tokens, protocol_server.completion_tokens = 1000, 200
     url = f"{protocol_server.base_url}/v1"
+    ip.run_line_magic("chat", "use -p LlamaCppServer -m test-model")
     assert chat_cell(ip, "", "first") is None
     assert window.wait_served(url, 30), "the window was never asked for"
     assert any(r.path == "/props" for r in protocol_server.requests)
@@ -90,6 +92,15 @@ def test_the_window_comes_from_props_and_the_footer_warns_at_80_percent(ip, prot
     out = capsys.readouterr().out
     assert "context 3.5k/4.1k (85 %: the thread is filling up; %chat reset or --new" in out
     assert sum(r.path == "/props" for r in protocol_server.requests) == 1  # asked once per base URL
+
+
+def test_an_openai_compatible_server_of_another_kind_is_never_asked(ip, protocol_server, capsys):
+    protocol_server.props_n_ctx = 4096
+    protocol_server.prompt_tokens, protocol_server.completion_tokens = 1000, 200
+    for n in range(2):
+        assert chat_cell(ip, "", f"question {n}") is None  # -p OpenAI, its base URL on this machine
+    assert [r.path for r in protocol_server.requests] == ["/v1/chat/completions"] * 2
+    assert "context" not in capsys.readouterr().out
 
 
 def test_a_thread_that_no_longer_fits_loses_its_oldest_exchanges_with_a_note(ip, protocol_server, capsys):

@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 
 from .meter import money
 from .rates import rate_for, remember
-from .window import prefetch, wait_served, window_for
+from .window import ASKS_WINDOW, prefetch, wait_served, window_for
 
 __all__ = ["OverBudget", "fit", "estimate_tokens", "CHARS_PER_TOKEN"]
 
@@ -69,7 +69,8 @@ def fit(messages: list[dict[str, Any]], *, provider: Any, model: str, base_url: 
     remember(name, base_url, prices)
     if issubclass(provider, Fallback):  # each candidate has its own window and price
         return messages, [], None
-    prefetch(base_url, api_key)  # a nearby server's window, for this footer and the next request
+    if name in ASKS_WINDOW:
+        prefetch(base_url, api_key)  # a nearby server's window, for this footer and the next request
     notes: list[str] = []
     window = None if name == "Local" else window_for(name, model, base_url)
     if window is None and name != "Local" and base_url and _has_history(messages) and wait_served(base_url, FIRST_ASK):

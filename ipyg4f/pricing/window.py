@@ -1,8 +1,8 @@
 """A model's context window, in tokens, where it can be known without waiting for it.
 
 * ``Local``: the context llama.cpp loaded the model with (its GGUF's, capped; ``local_context_size``);
-* a server on this machine or the local network (llama.cpp, vLLM): asked once per base URL, on a
-  thread of its own, when a request goes there (:func:`prefetch`): llama.cpp's ``GET /props``
+* a server on this machine or the local network, of ``-p LlamaCppServer`` or ``-p VLLM``: asked once
+  per base URL, on a thread of its own, when a request goes there (:func:`prefetch`): llama.cpp's ``GET /props``
   (``default_generation_settings.n_ctx``), else ``GET /v1/models`` (vLLM's ``max_model_len``, llama.cpp's
   ``meta.n_ctx``);
   the answer path never waits for it, it only reads what has arrived (:func:`served_window`);
@@ -21,8 +21,11 @@ from typing import Any
 
 from .rates import database_window, endpoint_of, user_figure
 
-__all__ = ["window_for", "prefetch", "served_window", "is_nearby", "forget", "wait_served"]
+__all__ = ["ASKS_WINDOW", "window_for", "prefetch", "served_window", "is_nearby", "forget", "wait_served"]
 
+#: the providers whose servers are asked for their window (an OpenAI-compatible server of another kind,
+#: or one of these on another machine, is never sent a request the user did not ask for)
+ASKS_WINDOW = ("LlamaCppServer", "VLLM")
 #: seconds one question to a nearby server may take (on its own thread)
 ASK_TIMEOUT = 3.0
 #: seconds after which a server is asked again (at its next request): it may have been restarted
