@@ -206,6 +206,8 @@ def run_cell(chat: Any, args: Any, cell: str) -> None:
     recorded = chat.record(prompt, summary, cell_id=cell_id, thread=args.thread, variants=variants_json(answers))
     result = Outcome(columns.status, recorded, "warn" if recorded else "info")
     renderer.finish(columns, result)
+    if not renderer.plain and not recorded and any(a.text for a in answers):
+        _offer_picks(chat, labels, answers, args.thread, cell_id)
     if args.out:
         chat.shell.user_ns[args.out] = {lab: a.text for lab, a in zip(labels, answers)}
     if columns.status == "interrupted":
@@ -253,6 +255,17 @@ def run_race(chat: Any, args: Any, prompt: str) -> None:
         raise ChatFailed([f"■ {result.note}"])
 
 
+def _offer_picks(chat: Any, labels: list[str], answers: list[Answer], thread: str | None, cell_id: str) -> None:
+    from IPython.display import display
+
+    from .render.columns import pick_buttons
+
+    buttons = pick_buttons(labels, [bool(a.text) for a in answers],
+                           lambda n: pick(chat, n, thread, cell_id=cell_id))
+    if buttons is not None:
+        display(buttons)
+
+
 def _why(answer: Answer) -> str:
     from .render.outcome import reason
 
@@ -278,12 +291,15 @@ def cmd_pick(chat: Any, args: Any) -> None:
     print(pick(chat, int(words[0]), args.thread))
 
 
-def pick(chat: Any, number: int, thread: str | None = None) -> str:
-    """Copy column ``number`` (from 1) of the last compared exchange of ``thread`` into its answer."""
+def pick(chat: Any, number: int, thread: str | None = None, cell_id: str | None = None) -> str:
+    """Copy column ``number`` (from 1) of the last compared exchange of ``thread`` (or of the cell
+    ``cell_id``: a pick button) into its answer."""
     name = chat.thread_name(thread)
-    compared = [ex for ex in chat.store.exchanges(chat.notebook, name) if ex.variants]
+    compared = [ex for ex in chat.store.exchanges(chat.notebook, name)
+                if ex.variants and cell_id in (None, ex.cell_id)]
     if not compared:
-        raise UsageError(f"thread {name!r} has no --compare cell to pick from")
+        raise UsageError(f"this cell's answers are no longer in thread {name!r} (re-run the cell)" if cell_id
+                         else f"thread {name!r} has no --compare cell to pick from")
     ex = compared[-1]
     variants = ex.variant_list()
     if number > len(variants):

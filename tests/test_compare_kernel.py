@@ -59,7 +59,8 @@ def test_columns_stream_in_one_display_and_the_saved_output_keeps_every_column(k
     assert streaming, "the columns were shown while they streamed"
     assert {m["content"]["transient"]["display_id"] for m in streaming} == \
         {ex.displays[0]["content"]["transient"]["display_id"]}, "one display, updated in place"
-    [saved] = ex.outputs  # what the notebook keeps: one output, every column in it
+    saved, buttons = ex.outputs  # what the notebook keeps: one output with every column, then the pick buttons
+    assert "application/vnd.jupyter.widget-view+json" in buttons["data"]
     html = saved["data"]["text/html"]
     for n, who in enumerate(["Ollama (alpha)", "Ollama (beta)", "g4f:Custom (gamma)"], 1):
         assert f'data-column="{n}"' in html and f"{n}. {who}" in html
@@ -101,7 +102,7 @@ def test_an_interrupt_stops_every_column_and_keeps_what_came(kernel, server):
     kernel.wait(ex, timeout=60)
     assert ex.status == "error" and ex.error["ename"] == "ChatFailed", ex.text()
     assert server.wait_dropped(2, 60), "both connections closed"
-    [saved] = [o for o in ex.outputs if o["output_type"] == "display_data"]
+    saved = [o for o in ex.outputs if o["output_type"] == "display_data"][0]
     columns = saved["metadata"]["ipyg4f"]["columns"]
     assert [c["status"] for c in columns] == ["interrupted"] * 2
     assert saved["data"]["text/plain"].count("stopped by interrupt; partial answer kept") == 2
@@ -128,7 +129,7 @@ def test_compare_llamacpp_server_and_local_side_by_side(kernel):
         ex = kernel.run(f"%%chat -c {thread()} --compare LlamaCppServer,Local --max-tokens 8\nName a colour.",
                         timeout=300)
     assert ex.status == "ok", ex.text()
-    [saved] = ex.outputs
+    saved = ex.outputs[0]
     columns = saved["metadata"]["ipyg4f"]["columns"]
     assert [c["provider"] for c in columns] == ["LlamaCppServer", "Local"]
     assert [c["status"] for c in columns] == ["ok", "ok"], columns

@@ -22,7 +22,7 @@ from .stream import StreamRenderer
 
 #: the grid; JupyterLab's theme variables (light and dark), plain fallbacks elsewhere
 COLUMNS_CSS = (
-    "<style>.ipyg4f-columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,20em),1fr));"
+    "<style>.ipyg4f-columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,15em),1fr));"
     "gap:10px;align-items:start}"
     ".ipyg4f-column{min-width:0;border:1px solid var(--jp-border-color2,rgba(127,127,127,.35));border-radius:6px;"
     "padding:6px 10px;background:var(--jp-layout-color0,transparent);color:var(--jp-content-font-color1,inherit)}"
@@ -33,7 +33,7 @@ COLUMNS_CSS = (
     "padding-top:4px;margin-top:6px;overflow-wrap:anywhere}</style>"
 )
 #: the grid's layout inline too, for front ends that drop ``<style>`` (it is repeated, not relied on)
-_GRID = ("display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,20em),1fr));gap:10px;"
+_GRID = ("display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,15em),1fr));gap:10px;"
          "align-items:start")
 
 
@@ -155,4 +155,35 @@ class ColumnsRenderer(StreamRenderer):
         self.updates += 1
 
 
-__all__ = ["ColumnsRenderer", "COLUMNS_CSS", "grid"]
+def pick_buttons(labels: list[str], pickable: list[bool], on_pick: Any) -> Any:
+    """A "Pick N" button under each column (a grid of the columns' widths); ``on_pick(n)`` returns what to say
+    (or raises).  The widget, to display; None without ipywidgets."""
+    try:
+        import ipywidgets as widgets
+    except ImportError:  # the pick command still works
+        return None
+    said = widgets.HTML()
+    buttons: list[Any] = []
+
+    def clicked(number: int) -> None:
+        try:
+            message, tone = on_pick(number), "ok"
+        except Exception as exc:  # a UsageError (nothing to pick...): said under the buttons
+            message, tone = str(exc), "error"
+        else:
+            for n, button in enumerate(buttons, 1):
+                button.description = f"✔ picked {n}" if n == number else f"Pick {n}"
+                button.button_style = "success" if n == number else ""
+        said.value = line_html(message, tone)
+
+    for n, (label_, ok) in enumerate(zip(labels, pickable), 1):
+        button = widgets.Button(description=f"Pick {n}", tooltip=f"continue the thread with {label_}",
+                                disabled=not ok, layout=widgets.Layout(width="auto"))
+        button.on_click(lambda _, n=n: clicked(n))
+        buttons.append(button)
+    row = widgets.GridBox(buttons, layout=widgets.Layout(
+        grid_template_columns="repeat(auto-fit, minmax(min(100%, 15em), 1fr))", grid_gap="10px"))
+    return widgets.VBox([row, said])
+
+
+__all__ = ["ColumnsRenderer", "COLUMNS_CSS", "grid", "pick_buttons"]
