@@ -154,3 +154,17 @@ def test_cost_table_per_thread_and_for_the_notebook(ip, capsys):
     assert "total 4 1,612 (+1 unknown) 559 (+1 unknown) $0.01 (2 unpriced)" in lines
     ip.run_line_magic("chat", "cost -c empty")
     assert "thread 'empty': no exchanges yet" in capsys.readouterr().out
+
+
+def test_cost_counts_each_column_of_a_compared_cell(ip, capsys):
+    chat = get_chat(ip)
+    variants = [{"provider": "OpenAI", "model": "gpt-4o-mini", "answer": "a", "usage": {"input": 10, "output": 5,
+                                                                                         "cost": 0.002}},
+                {"provider": "Local", "model": "qwen2.5-coder-0.5b", "answer": "b", "usage": {"input": 12, "output": 6}}]
+    chat.store.record(chat.notebook, "cmp", "cell-c", "q", "", provider="Compare", model="x",
+                      variants=json.dumps(variants))
+    capsys.readouterr()
+    ip.run_line_magic("chat", "cost -c cmp")
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert "OpenAI gpt-4o-mini 1 10 5 $0.0020" in lines and "Local qwen2.5-coder-0.5b 1 12 6 —" in lines
+    assert not any(line.startswith("Compare") for line in lines)

@@ -1,5 +1,6 @@
 """``%chat cost [-c NAME] [--all]``: what a thread (or every thread of the notebook) used and cost, by
-provider and model, from the usage stored with each exchange (:meth:`ipyg4f.chat.Chat.record`)."""
+provider and model, from the usage stored with each exchange (:meth:`ipyg4f.chat.Chat.record`); a
+``--compare`` cell counts each of its columns (their ``usage``, where the variant stored one)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,14 @@ def cost_rows(exchanges: list[Any]) -> tuple[list[list[str]], _Sum]:
     """One row per provider and model (in order of first use), and the total."""
     groups: dict[tuple[str, str], _Sum] = defaultdict(_Sum)
     for ex in exchanges:
-        groups[(ex.provider or "?", ex.model or "")].add(ex.usage_dict())
+        variants = [v for v in ex.variant_list() if isinstance(v, dict)]
+        if variants:  # a --compare cell: each column under its own provider and model
+            for v in variants:
+                usage = v.get("usage")
+                groups[(str(v.get("provider") or "?"), str(v.get("model") or ""))].add(
+                    usage if isinstance(usage, dict) else {})
+        else:
+            groups[(ex.provider or "?", ex.model or "")].add(ex.usage_dict())
     total = _Sum()
     for group in groups.values():
         total.merge(group)
