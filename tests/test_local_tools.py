@@ -55,10 +55,12 @@ class ScriptedServer:
 
     def __init__(self, chunks=None, answers=None):
         self.answers, self.requests = list(answers or [chunks]), []
+        self.fed = 0  #: chunks handed over before the callback said stop
 
     def handle_chat_completions(self, request, callback):
         self.requests.append(request)
         for chunk in self.answers[min(len(self.requests), len(self.answers)) - 1]:
+            self.fed += 1
             if callback(chunk):
                 break
 
@@ -135,9 +137,23 @@ def test_a_call_repeated_after_its_result_is_asked_again_without_tools():
     prose = [_delta(content=p) for p in ("The mean", " is 3.5.")] + [STOP, USAGE]
     requests, emitted, finish = _run(None, messages=AFTER_RESULT, answers=[repeated, prose])
     assert len(requests) == 2 and "tools" in requests[0] and "tools" not in requests[1]
-    assert requests[1]["messages"] == AFTER_RESULT
+    [folded] = requests[1]["messages"]  # the result folded into the question: the 0.5B model answers that
+    assert folded["role"] == "user" and "mean 3.5" in folded["content"]
+    assert folded["content"].endswith("What is the mean price in the DataFrame df?")
     assert [v for k, v in emitted if k == "text"] == ["The mean", " is 3.5."] and finish == "stop"
     assert not [k for k, _ in emitted if k == "tools"]
+
+
+def test_a_call_written_again_and_again_stops_at_the_first_and_is_a_call():
+    again = '{"name": "describe", "arguments": {"name": "sales"}}'
+    pieces = [_delta(content=again[:20]), _delta(content=again[20:] + "\n"), _delta(content=again)] * 40
+    job = Local.plan(bundled.QWEN.name, [{"role": "user", "content": "sales?"}], {"tools": [DESCRIBE]})
+    server, emitted = ScriptedServer(pieces + [STOP]), []
+    finish = engine._generate(server, job, lambda kind, value=None: emitted.append((kind, value)), 4096,
+                              _chat_info())
+    assert dict(emitted)["tools"] == [("describe", '{"name": "sales"}')] and finish == "tool_calls"
+    assert not [v for k, v in emitted if k == "text"]
+    assert server.fed == 3, "llama.cpp is stopped once the first call is whole, not left to the token limit"
 
 
 def test_a_new_call_after_a_result_is_a_call():

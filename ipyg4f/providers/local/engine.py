@@ -35,7 +35,7 @@ from . import bundled
 from .common import INSTALL_HINT, NAME
 from .job import (FALLBACK_CONTEXT, Job, chunk_error, context_for, default_threads, drop_oldest_exchange, gguf_info,
                   max_tokens_for, too_long)
-from .tools import calls_in_text, may_be_a_call, repeats
+from .tools import calls_in_text, first_call, may_be_a_call, repeats, results_as_question
 
 __all__ = ["INSTALL_HINT", "NAME", "THREAD_NAME", "Job", "Loaded", "busy", "context_for", "default_threads",
            "gguf_info", "loaded", "max_tokens_for", "stream", "unload"]
@@ -270,6 +270,7 @@ def _generate(server: Any, job: Job, emit: Callable[..., None], n_ctx: int = FAL
         # A small model may ask again for what a tool already answered (the 0.5B Qwen does, whenever
         # tools are offered after a result): ask once more without tools, so it answers from the result.
         request = {key: value for key, value in request.items() if key not in ("tools", "tool_choice")}
+        request["messages"] = results_as_question(request["messages"])
         state, calls = _run(server, fmt, request, job, emit), []
         if state["error"]:
             raise ProviderError(state["error"], provider=NAME)
@@ -312,11 +313,12 @@ def _run(server: Any, fmt: str, request: dict[str, Any], job: Job, emit: Callabl
     state: dict[str, Any] = {"finish": None, "error": None, "started": False, "sent": False, "usage": None,
                              "pieces": 0, "calls": {},
                              # with tools offered, text that may still be a call written as text is held back
-                             "hold": [] if request.get("tools") else None}
+                             "hold": [] if request.get("tools") else None, "called": False,
+                             "names": {tool["function"]["name"] for tool in request.get("tools") or ()}}
 
     def on_chunk(chunk: Any) -> bool:  # True stops llama.cpp; exceptions here would be swallowed
         try:
-            if job.stop.is_set():
+            if job.stop.is_set() or state["called"]:
                 return True
             error = chunk_error(chunk)
             if error:
@@ -361,6 +363,9 @@ def _text(text: str, state: dict[str, Any], emit: Callable[..., None]) -> None:
         return
     state["hold"].append(text)
     held = "".join(state["hold"])
+    if ("}" in text or "]" in text) and first_call(held, state["names"]):
+        state["called"] = True  # a whole call written as text: stop there (what follows is not needed)
+        return
     if held.strip() and not may_be_a_call(held):  # an answer, not a call: stream from here on
         state["hold"] = None
         emit("text", held)

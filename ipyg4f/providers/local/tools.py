@@ -18,7 +18,7 @@ from typing import Any
 from ...errors import ProviderError
 from .common import NAME
 
-__all__ = ["check_tools", "calls_in_text", "may_be_a_call", "repeats"]
+__all__ = ["check_tools", "calls_in_text", "first_call", "may_be_a_call", "repeats", "results_as_question"]
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"^```[\w-]*\s*\n?(.*?)\n?```$", re.DOTALL)
@@ -52,7 +52,23 @@ def calls_in_text(text: str, names: set[str]) -> list[tuple[str, str]]:
         found = [call for piece in tagged for call in _calls(_json(piece), names)]
         return found if len(found) == len(tagged) else []
     fenced = _FENCE.match(body)
-    return _calls(_json(fenced.group(1) if fenced else body), names)
+    return _calls(_json(fenced.group(1) if fenced else body), names) or first_call(body, names)
+
+
+def first_call(text: str, names: set[str]) -> list[tuple[str, str]]:
+    """The calls of the JSON value ``text`` starts with, when only more JSON follows: a small model may
+    write its call, then the same again and again until the token limit (the 0.5B Qwen does)."""
+    body = text.lstrip()
+    if not body.startswith(("{", "[")):
+        return []
+    try:
+        value, end = json.JSONDecoder().raw_decode(body)
+    except ValueError:
+        return []
+    rest = body[end:].lstrip()
+    if rest and not rest.startswith(("{", "[")):  # a call followed by prose is an answer that quotes one
+        return []
+    return _calls(value, names)
 
 
 def _json(text: str) -> Any:
@@ -91,3 +107,20 @@ def repeats(calls: list[tuple[str, str]], messages: list[dict[str, Any]]) -> boo
 def _same(arguments: str) -> str:
     value = _json(arguments) if isinstance(arguments, str) else arguments
     return json.dumps(value, sort_keys=True) if value is not None else str(arguments)
+
+
+def results_as_question(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation with the tool turns since the last question folded into that question, as text:
+    a small model that keeps calling a tool whose result it has (even when offered no tools, it copies
+    its own call) answers when the results are simply part of what it is asked."""
+    last = max((n for n, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last is None:
+        return messages
+    results = [str(m.get("content") or "") for m in messages[last + 1:] if m.get("role") == "tool"]
+    if not results:
+        return messages
+    question = messages[last].get("content")
+    question = question if isinstance(question, str) else json.dumps(question)
+    shown = "\n\n".join(results)
+    return [*messages[:last], {"role": "user", "content": f"Facts:\n{shown}\n\nUsing these facts, answer in one or "
+                                                            f"two plain sentences: {question}"}]
