@@ -190,7 +190,8 @@ class Chat:
         # prompt is empty, has --budget of its own); OverBudget (a UsageError) when the prompt alone is over
         messages, fitted, cap = fit(messages, provider=cls, model=setup.model, base_url=setup.base_url,
                                     api_key=setup.key, prices=self.config.prices,
-                                    budget=self.config.budget if prompt else None, max_tokens=kwargs.get("max_tokens"))
+                                    budget=self.config.budget if prompt else None, max_tokens=kwargs.get("max_tokens"),
+                                    members=kwargs.get("providers"))
         notes.extend(fitted)
         if cap is not None and "max_tokens" in cls.options:
             kwargs["max_tokens"] = cap

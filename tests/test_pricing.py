@@ -185,3 +185,16 @@ def test_a_summed_usage_is_priced_whole():
     a.usage = Usage(100 + 300, 10 + 20)  # an agent's two requests, summed
     assert measure(a).cost == pytest.approx((400 * 1.0 + 30 * 2.0) / 1e6)
     rates.remember("OpenAI", "https://api.openai.com/v1", {})
+
+
+def test_a_fallback_candidate_is_priced_where_it_was_sent(ip, protocol_server, capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    rates.remember("OpenAI", "https://api.openai.com/v1", {})  # an earlier cell used the real API
+    url = f"{protocol_server.base_url}/v1"
+    ip.run_line_magic("config", f"ChatConfig.provider_options = {{'OpenAI': {{'base_url': {url!r}, 'model': 'gpt-4o-mini'}}}}")
+    ip.run_line_magic("config", "ChatConfig.fallback = ['OpenAI']")
+    protocol_server.prompt_tokens, protocol_server.completion_tokens = 1000, 500
+    assert chat_cell(ip, "-p Fallback", "hi") is None  # a paid model's name, served here
+    out = capsys.readouterr().out
+    assert "OpenAI (gpt-4o-mini)" in out and "1000 in / 500 out tokens" in out and "$" not in out
+    assert rates.endpoint_of("OpenAI") == url

@@ -61,13 +61,18 @@ def estimate_tokens(messages: list[Mapping[str, Any]]) -> int:
 
 def fit(messages: list[dict[str, Any]], *, provider: Any, model: str, base_url: str | None = None,
         api_key: str | None = None, prices: Mapping[str, Any] | None = None, budget: float | None = None,
-        max_tokens: int | None = None) -> tuple[list[dict[str, Any]], list[str], int | None]:
-    """(the messages that fit, notes for the user, the answer's token cap from the budget or None)."""
+        max_tokens: int | None = None, members: list[Any] | None = None
+        ) -> tuple[list[dict[str, Any]], list[str], int | None]:
+    """(the messages that fit, notes for the user, the answer's token cap from the budget or None).
+    ``members``: a Fallback's candidates (set-ups), whose base URLs price the one that answers."""
     from ..providers.fallback import Fallback
 
     name = provider.name
     remember(name, base_url, prices)
     if issubclass(provider, Fallback):  # each candidate has its own window and price
+        for member in members or ():
+            if hasattr(member, "provider"):  # a set-up (a name that could not be resolved is left as it is)
+                remember(member.provider.name, member.base_url)
         return messages, [], None
     if name in ASKS_WINDOW:
         prefetch(base_url, api_key)  # a nearby server's window, for this footer and the next request
