@@ -6,6 +6,10 @@ nothing heavy: aiohttp, ipywidgets and the providers load on first use.
 
 from __future__ import annotations
 
+import types
+
+from . import agent
+
 __version__ = "0.1.0"
 
 #: ``ipyg4f.map`` and ``ipyg4f.amap`` (batch prompting) load lazily too; they are not in
@@ -30,6 +34,10 @@ def __getattr__(name):
         from .panel import ChatPanel
 
         return ChatPanel
+    if name == "AgentResult":
+        from .api import AgentResult
+
+        return AgentResult
     if name in ("map", "amap"):  # batch prompting: ipyg4f.map(template, data, ...)
         from . import batch
 
@@ -40,6 +48,18 @@ def __getattr__(name):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(name)
 
+
+class _AgentPackage(types.ModuleType):
+    """``ipyg4f.agent`` is the agent's package (``ipyg4f.agent.loop``...) and, called, the agent from Python:
+    ``ipyg4f.agent("Why are there nulls?", tools="notebook,python")`` (:func:`ipyg4f.api.agent`)."""
+
+    def __call__(self, prompt: str, tools: str | list[str] = "notebook", **options):
+        from .api import agent
+
+        return agent(prompt, tools, **options)
+
+
+agent.__class__ = _AgentPackage  # the package itself imports nothing (a docstring): loading stays cheap
 
 #: the public subpackages, imported on first attribute access (loading the extension stays cheap)
 _SUBPACKAGES = frozenset({"batch", "context", "providers", "history", "config", "errors", "events"})

@@ -127,7 +127,10 @@ def _into_target(spec: str, namespace: Any) -> tuple[Any, Any]:
     return evaluate(ast.unparse(node.value), namespace), node.slice.value
 
 
-def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -> None:
+def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None,
+             keep: dict[str, Any] | None = None) -> None:
+    """``%%chat``: one answer (or one agent run) streamed into the cell and stored.  ``keep`` (the Python
+    API) receives the ``answer`` and the agent's ``source`` before a failure is raised."""
     from .context.values import context_block
     from .render import CellRenderer, TerminalRenderer, code_block, failure_lines, outcome
     from .render.outcome import label as outcome_label
@@ -184,6 +187,8 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None) -
     renderer.finish(answer, result)
     if args.out:
         shell.user_ns[args.out] = answer.text
+    if keep is not None:
+        keep.update(answer=answer, source=source)
     if (fmt == "code" if offer_code is None else offer_code) and answer.status == "ok" and has_code(answer.text):
         _suggest_code(chat, cell_id, code_block(answer.text)[0])
     if answer.status == "error":

@@ -177,3 +177,42 @@ def test_tool_options_that_cannot_work_are_usage_errors_before_anything_is_sent(
     assert ex.status == "error" and ex.reply["content"]["ename"] == "UsageError", ex.reply["content"]
     assert words in ex.text() and "Traceback" not in ex.text()
     assert server.chat_bodies() == []
+
+
+def test_the_agent_from_python_returns_its_steps_and_answer(kernel, server):
+    kernel.ok("def add(a: int, b: int) -> int:\n    '''Add two integers.'''\n    return a + b")
+    server.script = [Turn(calls=[Call("add", {"a": 40, "b": 2}, id="call_add")]), Turn("It is 42.")]
+    ex = kernel.ok(f"import ipyg4f\nr = ipyg4f.agent('40 + 2?', tools='add', thread={thread()!r})\n"
+                   "print(r.text, r.status, r.outcome, [(s.tool, s.result, s.asked) for s in r.steps])")
+    assert ex.stream().strip().splitlines()[-1] == "It is 42. ok done [('add', 'int: 42', False)]"
+    spec = server.chat_bodies()[0]["tools"][0]["function"]
+    assert spec["name"] == "add" and spec["description"] == "Add two integers."
+    assert spec["parameters"]["required"] == ["a", "b"]
+
+
+def test_fix_with_tools_looks_at_the_data_before_it_answers(kernel, server):
+    kernel.run("prices = [1, None]\nsum(prices)")
+    server.script = [Turn(calls=[Call("describe", {"name": "prices"})]), Turn("`prices` holds a None.")]
+    ex = kernel.run("%chat fix --tools notebook", timeout=120)
+    assert ex.status == "ok", ex.text()
+    first = server.chat_bodies()[0]
+    assert "TypeError" in json.dumps(first["messages"]) and {t["function"]["name"] for t in first["tools"]} >= {
+        "describe", "last_error"}
+    assert "list of 2 items" in tool_results(server)[-1][0]
+    assert "ipyg4f-step" in final_html(ex) and "holds a None" in final_html(ex)
+
+
+def test_an_mcp_server_over_stdio_through_chat(kernel, server, tmp_path):
+    script = tmp_path / "calc_server.py"
+    script.write_text("from mcp.server.mcpserver import MCPServer\nserver = MCPServer('calc')\n\n"
+                      "@server.tool()\ndef add(a: int, b: int) -> int:\n    '''Add two integers.'''\n    return a + b\n\n"
+                      "server.run()\n")
+    kernel.ok(f"import sys\n%config ChatConfig.mcp_servers = {{'calc': {{'command': sys.executable, "
+              f"'args': [{str(script)!r}]}}}}")
+    server.script = [Turn(calls=[Call("calc__add", {"a": 2, "b": 3})]), Turn("Five.")]
+    ex = send(kernel, f"%%chat --tools mcp:calc -c {thread()}\nadd", allow_stdin=True)
+    prompt = reply(kernel, ex, "y")  # MCP tools ask, like run_python
+    kernel.wait(ex, timeout=180)
+    assert prompt == QUESTION and ex.status == "ok", ex.text()
+    assert tool_results(server)[-1] == ["5"]
+    assert "mcp:calc/add" in final_html(ex) and "Five." in final_html(ex)

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ipyg4f"
 
 #: top to bottom; a module may import from its own layer and the ones below
 LAYERS: list[tuple[str, ...]] = [
-    ("ipyg4f", "ipyg4f.__main__"),                                     # entry points
+    ("ipyg4f", "ipyg4f.__main__", "ipyg4f.api"),                                     # entry points
     ("ipyg4f.magics",),                                                # front end 1: parses
     ("ipyg4f.commands", "ipyg4f.provider_commands", "ipyg4f.panel", "ipyg4f.panel.*"),  # the commands; front end 2
     ("ipyg4f.chat", "ipyg4f.runner", "ipyg4f.answer", "ipyg4f.batch", "ipyg4f.batch.*",  # batch: --map, ipyg4f.map
