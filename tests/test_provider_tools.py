@@ -283,3 +283,81 @@ async def test_llama_server_without_jinja_refuses_tools_and_the_error_says_how_t
                                                                 tools=[SPEC], max_tokens=4))
     assert "tools param requires --jinja flag" in str(info.value) + info.value.body
     assert "--jinja" in info.value.hint
+
+
+# --- calls written as text (llama.cpp's parser misses those of small models) ------------------------
+
+FENCED = ["```json\n{\n", '  "name": "weather",\n  "argu', 'ments": {"city": "Paris"}\n}\n```']
+
+
+async def test_llamacppserver_takes_a_call_written_as_fenced_json_for_an_offered_tool(protocol_server):
+    protocol_server.chunks = FENCED
+    items = await collect(chat(protocol_server, provider=LlamaCppServer, tools=[SPEC]))
+    assert joined(items) == [("call_1_0", "weather", {"city": "Paris"})]
+    assert not [i for i in items if isinstance(i, str)]
+    assert [i for i in items if isinstance(i, FinishReason)] == [FinishReason("tool_calls")]
+    protocol_server.reset()
+    protocol_server.chunks = FENCED  # OpenAI's own parser is trusted: text stays text
+    assert "".join(i for i in await collect(chat(protocol_server, tools=[SPEC])) if isinstance(i, str)) == "".join(FENCED)
+
+
+@pytest.mark.parametrize("chunks, tools", [
+    (["{", '"name": "other", "arguments": {}}'], [SPEC]),  # a tool that was not offered
+    (["```python\n", "print(1)\n```"], [SPEC]),  # code, not a call
+    (FENCED, None),  # no tools offered
+])
+async def test_llamacppserver_text_that_is_no_call_comes_back_as_it_was(protocol_server, chunks, tools):
+    protocol_server.chunks = chunks
+    items = await collect(chat(protocol_server, provider=LlamaCppServer, tools=tools))
+    assert "".join(i for i in items if isinstance(i, str)) == "".join(chunks)
+    assert not joined(items) and FinishReason("stop") in items
+
+
+async def test_llamacppserver_asks_without_tools_when_the_model_repeats_an_answered_call(protocol_server):
+    history = [*ASK, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    bare = ['{"name": "wea', 'ther", "arguments": {"city": "Par', 'is"}}', '\n{"name": "weather", "argu']
+    protocol_server.chunks = bare  # the same call, and again (cut at the token limit)
+    items = await collect(chat(protocol_server, history, provider=LlamaCppServer, tools=[SPEC]))
+    assert joined(items) == [] and protocol_server.paths() == ["/v1/chat/completions"] * 2
+    again = protocol_server.chat_bodies()[1]
+    assert "tools" not in again and again["messages"][-1]["role"] == "user" and "sunny" in again["messages"][-1]["content"]
+    assert "".join(i for i in items if isinstance(i, str)) == "".join(bare)  # (the server's second answer)
+    protocol_server.reset()
+    protocol_server.chunks = bare  # a new call (no result for it yet) is a call
+    assert joined(await collect(chat(protocol_server, provider=LlamaCppServer, tools=[SPEC]))) == [
+        ("call_1_0", "weather", {"city": "Paris"})]
+
+
+@pytest.mark.local_model
+@pytest.mark.timeout(600)  # two or three generations on one thread of a busy machine
+async def test_llama_server_and_the_default_model_describe_the_frame_and_answer_from_it(qwen_server):
+    """The real llama.cpp server and Qwen2.5-Coder-0.5B through LlamaCppServer: the model's call (written as
+    fenced JSON, which llama.cpp's parser leaves as text) is a tool call, the loop runs the real describe
+    on the real frame, and the model answers from the result."""
+    import pandas as pd
+
+    from ipyg4f.agent.notebook import notebook_tools
+
+    class Shell:
+        user_ns = {"df": pd.DataFrame({"price": [1.0, 2.0, None, 7.0], "item": ["a", "b", "c", "d"]})}
+        user_ns_hidden: dict = {}
+        execution_count = 1
+
+    tools = [t for t in notebook_tools(Shell(), 2000) if t.name in ("describe", "list_variables")]
+    sent = []
+
+    def request(messages, specs):
+        sent.append(json.loads(json.dumps(messages)))
+        return LlamaCppServer.create_async_generator(qwen_server.model, messages, base_url=qwen_server.url,
+                                                     api_key=qwen_server.key, tools=specs, max_tokens=64, temperature=0)
+
+    loop = ToolLoop(tools, max_steps=3)
+    question = "How many null values does the price column of the DataFrame df have?"
+    text = await loop.run(request, [{"role": "user", "content": question}])
+    assert loop.outcome == DONE, (loop.note, text)
+    [step] = loop.steps
+    assert step.tool == "describe" and json.loads(step.arguments) == {"name": "df"} and not step.error
+    assert "'price': float64, 1 null" in sent[1][2]["content"]
+    assert "1" in text and "null" in text.lower()

@@ -43,6 +43,7 @@ from .. import errors, http
 from ..sse import aiter_sse
 from .base import AsyncGeneratorProvider, AsyncResult, Messages
 from .openai_stream import StreamState, ThinkSplitter, json_answer
+from .text_calls import TextCalls, without_tools
 
 __all__ = ["OpenAICompatible", "Ollama", "VLLM", "LlamaCppServer", "ThinkSplitter"]
 
@@ -77,6 +78,9 @@ class OpenAICompatible(AsyncGeneratorProvider):
     #: image_url content parts; any model may take them (the server says when one does not)
     supports_images = True
     supports_tools = True
+    #: a call written as text (JSON, in a fence or tags) for an offered tool is a tool call: for servers of
+    #: small local models whose parser misses them (:mod:`.text_calls`); the text is held back meanwhile
+    text_tool_calls: ClassVar[bool] = False
 
     @classmethod
     def resolve_base_url(cls, base_url: str | None = None) -> str:
@@ -140,38 +144,17 @@ class OpenAICompatible(AsyncGeneratorProvider):
         body.update({k: kwargs[k] for k in _KWARGS if kwargs.get(k) is not None})
         if kwargs.get("tools"):
             body.update({k: kwargs[k] for k in _TOOL_KWARGS if kwargs.get(k) is not None})
-        name = cls.name
         async with http.session(cls._headers(api_key, api_key_env), timeout=timeout) as session:
-            async with _chat_request(cls, session, f"{url}/chat/completions", body, model,
-                                     proxy=proxy, api_key_env=api_key_env) as response:
-                if not response.content_type.startswith("text/event-stream"):
-                    # a server that ignores "stream": one JSON answer
-                    data = await http.read_json(response, name)
-                    _raise_error_event(data, name, model)
-                    for item in json_answer(data, model):
+            calls = TextCalls(body.get("tools")) if cls.text_tool_calls else None
+            async for item in _answer(cls, session, url, body, model, proxy, api_key_env, calls):
+                yield item
+            if calls is not None:
+                end = calls.close()
+                if calls.repeated(body["messages"]):  # asked again for what a tool answered: answer from it
+                    end = []
+                    async for item in _answer(cls, session, url, without_tools(body), model, proxy, api_key_env):
                         yield item
-                    return
-                stream = StreamState(model)
-                events = 0
-                async for event in aiter_sse(response.content.iter_any()):
-                    events += 1
-                    if event.data.strip() == "[DONE]":
-                        break
-                    if not event.data:
-                        continue
-                    try:
-                        data = json.loads(event.data)
-                    except ValueError:
-                        raise errors.ResponseFormatError(
-                            f"{name} sent an event that is not JSON: {http.excerpt(event.data, 80)}",
-                            provider=name) from None
-                    _raise_error_event(data, name, model)
-                    for item in stream.feed(data):
-                        yield item
-                if not events:
-                    raise errors.ResponseFormatError(f"{url}/chat/completions sent an empty event stream",
-                                                     provider=name)
-                for item in stream.close():
+                for item in end:
                     yield item
 
     @classmethod
@@ -264,6 +247,48 @@ async def _chat_request(cls: type[OpenAICompatible], session: Any, url: str, bod
             yield response
 
 
+async def _answer(cls: type[OpenAICompatible], session: Any, url: str, body: dict[str, Any], model: str,
+                  proxy: str | None, api_key_env: str | None, calls: TextCalls | None = None) -> AsyncIterator[Any]:
+    """The items of one answer to ``body`` (streamed, or one JSON answer); with ``calls``, passed
+    through it (what it holds back stays there: the caller closes it), stopped once it has a whole call."""
+    name = cls.name
+    async with _chat_request(cls, session, f"{url}/chat/completions", body, model,
+                             proxy=proxy, api_key_env=api_key_env) as response:
+        if not response.content_type.startswith("text/event-stream"):
+            # a server that ignores "stream": one JSON answer
+            data = await http.read_json(response, name)
+            _raise_error_event(data, name, model)
+            for item in json_answer(data, model):
+                for out in calls.feed(item) if calls else (item,):
+                    yield out
+            return
+        stream = StreamState(model)
+        events = 0
+        async for event in aiter_sse(response.content.iter_any()):
+            events += 1
+            if event.data.strip() == "[DONE]":
+                break
+            if not event.data:
+                continue
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                raise errors.ResponseFormatError(
+                    f"{name} sent an event that is not JSON: {http.excerpt(event.data, 80)}",
+                    provider=name) from None
+            _raise_error_event(data, name, model)
+            for item in stream.feed(data):
+                for out in calls.feed(item) if calls else (item,):
+                    yield out
+            if calls is not None and calls.done:
+                return  # the rest is the same call again (small models): not read
+        if not events:
+            raise errors.ResponseFormatError(f"{url}/chat/completions sent an empty event stream", provider=name)
+        for item in stream.close():
+            for out in calls.feed(item) if calls else (item,):
+                yield out
+
+
 def _raise_error_event(data: Any, provider: str, model: str) -> None:
     if not isinstance(data, dict) or not data.get("error"):
         return
@@ -311,5 +336,6 @@ class LlamaCppServer(OpenAICompatible):
     api_key_env = "LLAMACPP_API_KEY"
     context_hint = ("start a shorter thread (--new), lower ChatConfig.max_context, or start llama-server "
                     "with a larger context (-c/--ctx-size)")
+    text_tool_calls = True  # the offline default Qwen2.5-Coder-0.5B writes its calls as fenced JSON
     needs_auth = False
     default_model = "default"
