@@ -5,30 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from ipyg4f.pricing import rates, window
+from chat_shell import chat_cell, chat_shell
+from ipyg4f.pricing import rates
 
 PRICES = {"test-model": {"input": 2.0, "output": 8.0}}  # USD per million tokens: 500 in + 1000 out = $0.009
 
 
 @pytest.fixture
 def ip(tmp_path, monkeypatch, protocol_server):
-    from IPython.terminal.interactiveshell import TerminalInteractiveShell
-
-    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-budget")
-    monkeypatch.setenv("OPENAI_BASE_URL", f"{protocol_server.base_url}/v1")
-    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    window.forget()
-    shell = TerminalInteractiveShell.instance()
-    shell.run_line_magic("load_ext", "ipyg4f")
-    shell.run_line_magic("config", f"ChatConfig.history_path = {str(tmp_path / 'h.sqlite3')!r}")
-    shell.run_line_magic("config", f"ChatConfig.prices = {PRICES!r}")
-    shell.run_line_magic("chat", "use -p OpenAI -m test-model")
-    protocol_server.prompt_tokens, protocol_server.completion_tokens = 500, 1000
-    protocol_server.echo = True
-    shell.user_ns["items"] = [f"item {n}" for n in range(10)]
-    yield shell
-    shell.run_line_magic("unload_ext", "ipyg4f")
+    env = {"OPENAI_API_KEY": "sk-test-budget", "OPENAI_BASE_URL": f"{protocol_server.base_url}/v1"}
+    with chat_shell(tmp_path, monkeypatch, "-p OpenAI -m test-model", env) as shell:
+        shell.run_line_magic("config", f"ChatConfig.prices = {PRICES!r}")
+        protocol_server.prompt_tokens, protocol_server.completion_tokens = 500, 1000
+        protocol_server.echo = True
+        shell.user_ns["items"] = [f"item {n}" for n in range(10)]
+        yield shell
     rates.remember("OpenAI", "https://api.openai.com/v1", {})
 
 
@@ -37,8 +28,7 @@ def sent(server) -> list[str]:
 
 
 def map_cell(ip, options: str):
-    result = ip.run_cell(f"%%chat --map items -j 1 -o out {options}\n{{item}}")
-    return result.error_in_exec or result.error_before_exec
+    return chat_cell(ip, f"--map items -j 1 -o out {options}", "{item}")
 
 
 def test_the_batch_stops_at_its_budget_and_a_new_budget_goes_on(ip, protocol_server, capsys):

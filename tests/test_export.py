@@ -8,6 +8,7 @@ import json
 import pytest
 from IPython.core.error import UsageError
 
+from chat_shell import chat_shell
 from fakes import ScriptedProvider
 from ipyg4f.chat import get_chat
 from ipyg4f.events import Reasoning, Usage
@@ -27,17 +28,9 @@ FIELDS = ("prompt", "answer", "provider", "model", "status", "error", "reasoning
 
 @pytest.fixture
 def ip(tmp_path, monkeypatch, scripted):
-    from IPython.terminal.interactiveshell import TerminalInteractiveShell
-
-    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     monkeypatch.chdir(tmp_path)
-    shell = TerminalInteractiveShell.instance()
-    shell.run_line_magic("load_ext", "ipyg4f")
-    shell.run_line_magic("config", f"ChatConfig.history_path = {str(tmp_path / 'h.sqlite3')!r}")
-    shell.run_line_magic("chat", "use -p Scripted")
-    yield shell
-    shell.run_line_magic("unload_ext", "ipyg4f")
+    with chat_shell(tmp_path, monkeypatch, "-p Scripted") as shell:
+        yield shell
 
 
 def a_thread(ip, name: str = "work") -> list:

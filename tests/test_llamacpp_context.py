@@ -8,6 +8,7 @@ import pytest
 
 from ipyg4f.chat import get_chat
 from ipyg4f.pricing import window
+from chat_shell import chat_cell, chat_shell
 from llama_server import KEY
 from llama_server import llama_server as start_llama_server
 
@@ -24,24 +25,13 @@ def llama_server():
 
 @pytest.fixture
 def ip(tmp_path, monkeypatch, llama_server):
-    from IPython.terminal.interactiveshell import TerminalInteractiveShell
-
-    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("LLAMACPP_BASE_URL", llama_server.url)
-    monkeypatch.setenv("LLAMACPP_API_KEY", KEY)
-    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    window.forget()
-    shell = TerminalInteractiveShell.instance()
-    shell.run_line_magic("load_ext", "ipyg4f")
-    shell.run_line_magic("config", f"ChatConfig.history_path = {str(tmp_path / 'h.sqlite3')!r}")
-    shell.run_line_magic("chat", "use -p LlamaCppServer")
-    yield shell
-    shell.run_line_magic("unload_ext", "ipyg4f")
+    env = {"LLAMACPP_BASE_URL": llama_server.url, "LLAMACPP_API_KEY": KEY}
+    with chat_shell(tmp_path, monkeypatch, "-p LlamaCppServer", env) as shell:
+        yield shell
 
 
 def cell(ip, body: str):
-    result = ip.run_cell(f"%%chat --max-tokens 4\n{body}")
-    return result.error_in_exec or result.error_before_exec
+    return chat_cell(ip, "--max-tokens 4", body)
 
 
 def test_the_window_of_a_llamacpp_server_is_in_the_footer_with_no_price(ip, llama_server, capsys):

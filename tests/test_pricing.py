@@ -9,6 +9,7 @@ import json
 import pytest
 from IPython.core.error import UsageError
 
+from chat_shell import chat_cell, chat_shell
 from ipyg4f.answer import Answer
 from ipyg4f.chat import get_chat
 from ipyg4f.events import Usage
@@ -21,27 +22,12 @@ PRICES = {"test-model": {"input": 2.0, "output": 8.0}}  # USD per million tokens
 
 @pytest.fixture
 def ip(tmp_path, monkeypatch, protocol_server):
-    from IPython.terminal.interactiveshell import TerminalInteractiveShell
-
-    monkeypatch.setenv("IPYG4F_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-pricing")
-    monkeypatch.setenv("OPENAI_BASE_URL", f"{protocol_server.base_url}/v1")
-    monkeypatch.setenv("LLAMACPP_BASE_URL", f"{protocol_server.base_url}/v1")
-    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    window.forget()  # the session's protocol server keeps its URL from test to test
-    shell = TerminalInteractiveShell.instance()
-    shell.run_line_magic("load_ext", "ipyg4f")
-    shell.run_line_magic("config", f"ChatConfig.history_path = {str(tmp_path / 'h.sqlite3')!r}")
-    shell.run_line_magic("config", f"ChatConfig.prices = {PRICES!r}")
-    shell.run_line_magic("chat", "use -p OpenAI -m test-model")
-    yield shell
-    shell.run_line_magic("unload_ext", "ipyg4f")
+    url = f"{protocol_server.base_url}/v1"
+    env = {"OPENAI_API_KEY": "sk-test-pricing", "OPENAI_BASE_URL": url, "LLAMACPP_BASE_URL": url}
+    with chat_shell(tmp_path, monkeypatch, "-p OpenAI -m test-model", env) as shell:
+        shell.run_line_magic("config", f"ChatConfig.prices = {PRICES!r}")
+        yield shell
     rates.remember("OpenAI", "https://api.openai.com/v1", {})
-
-
-def chat_cell(ip, options: str, body: str):
-    result = ip.run_cell(f"%%chat {options}\n{body}", store_history=True)
-    return result.error_in_exec or result.error_before_exec
 
 
 def sent(server) -> list[dict]:
