@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipyg4f.agent.notebook import (list_variables, notebook_context, notebook_tools, read_cells, track_cells,
-                                   untrack_cells)
+from ipyg4f.agent.notebook import list_variables, notebook_context, notebook_tools, read_cells
+from ipyg4f.context.lasterror import track, untrack
 from ipyg4f.agent.python import python_tool, run_python
 from ipyg4f.agent.tool import PYTHON, READ, ToolError
 
@@ -21,9 +21,9 @@ def shell():
     main = sys.modules["__main__"]  # reset() installs the shell's own __main__ (multiprocessing's spawn
     ip = TerminalInteractiveShell.instance()  # in a later test needs the real one back)
     ip.reset(new_session=True)
-    track_cells(ip)
+    track(ip)  # what %load_ext does: the last error, and which cell raised what
     yield ip
-    untrack_cells(ip)
+    untrack(ip)
     ip.reset(new_session=True)
     sys.modules["__main__"] = main
 

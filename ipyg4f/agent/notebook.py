@@ -6,8 +6,9 @@
 ``last_error``      the last exception, as ``--error`` attaches it (:mod:`ipyg4f.context.lasterror`)
 
 Everything is bounded by a character budget.  Errors of cells are known from
-the moment :func:`track_cells` is called on the shell (the front end does it
-when the extension loads); without it ``read_cells`` shows sources and results.
+the moment the extension loads (:func:`ipyg4f.context.lasterror.track`, whose
+hook also remembers the last error for ``--error``); before that ``read_cells``
+shows sources and results.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from ..context import lasterror, values
 from .tool import READ, Tool, ToolError
 
-__all__ = ["notebook_tools", "list_variables", "read_cells", "notebook_context", "track_cells", "untrack_cells"]
+__all__ = ["notebook_tools", "list_variables", "read_cells", "notebook_context"]
 
 #: most variables listed, most cells read in one call, characters of one cell's result
 MAX_VARIABLES = 200
@@ -30,9 +31,6 @@ _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 _SIZED = (list, tuple, dict, set, frozenset, str, bytes, bytearray, range)
 _SCALARS = (int, float, complex, bool, type(None))
 
-#: shell id -> {execution count: "TypeError: message"}, filled by the hook of :func:`track_cells`
-_errors: dict[int, dict[int, str]] = {}
-_hooks: dict[int, Any] = {}
 
 
 def notebook_tools(shell: Any, budget: int = 4000) -> list[Tool]:
@@ -158,28 +156,7 @@ def _cell(shell: Any, n: int) -> str:
     outputs = shell.user_ns.get("Out") or {}
     if n in outputs:
         parts.append(f"Out[{n}]: {values._repr(outputs[n], RESULT_CHARS)}")
-    error = _errors.get(id(shell), {}).get(n)
+    error = lasterror.cell_errors(shell).get(n)
     if error:
         parts.append(f"Error in [{n}]: {error}")
     return "\n".join(parts)
-
-
-def track_cells(shell: Any) -> None:
-    """Remember which executed cell raised what (type and message), for :func:`read_cells`."""
-    def remember(result: Any) -> None:
-        exc = result.error_in_exec or result.error_before_exec
-        count = getattr(result, "execution_count", None)
-        if exc is not None and count:
-            _errors.setdefault(id(shell), {})[count] = f"{type(exc).__name__}: {values.shorten(str(exc), 200)}"
-
-    if id(shell) not in _hooks:
-        _hooks[id(shell)] = remember
-        shell.events.register("post_run_cell", remember)
-
-
-def untrack_cells(shell: Any) -> None:
-    """Undo :func:`track_cells`."""
-    hook = _hooks.pop(id(shell), None)
-    if hook is not None:
-        shell.events.unregister("post_run_cell", hook)
-    _errors.pop(id(shell), None)

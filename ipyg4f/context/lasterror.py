@@ -17,6 +17,8 @@ from .values import Attachment, ContextError, fit, shorten
 #: shell id -> the last real error a cell of that shell raised, and the hook that saw it (see :func:`track`)
 _seen: dict[int, BaseException] = {}
 _hooks: dict[int, Any] = {}
+#: shell id -> {execution count: "TypeError: message"}: which cell raised what (the agent's ``read_cells``)
+_cells: dict[int, dict[int, str]] = {}
 
 
 def real_error(exc: BaseException | None) -> bool:
@@ -35,6 +37,9 @@ def track(shell: Any) -> None:
         exc = result.error_in_exec or result.error_before_exec
         if real_error(exc):
             _seen[id(shell)] = exc
+        count = getattr(result, "execution_count", None)
+        if exc is not None and count:
+            _cells.setdefault(id(shell), {})[count] = f"{type(exc).__name__}: {shorten(str(exc), 200)}"
 
     if id(shell) not in _hooks:
         _hooks[id(shell)] = remember
@@ -47,6 +52,12 @@ def untrack(shell: Any) -> None:
     if hook is not None:
         shell.events.unregister("post_run_cell", hook)
     _seen.pop(id(shell), None)
+    _cells.pop(id(shell), None)
+
+
+def cell_errors(shell: Any) -> dict[int, str]:
+    """Which executed cell raised what, since :func:`track` (``{execution count: "Type: message"}``)."""
+    return _cells.get(id(shell), {})
 
 
 def last_error(shell: Any, budget: int) -> Attachment:
