@@ -151,7 +151,7 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None,
     cls, model = setup.provider, setup.model
     if cls.name == "Local" and not args.dry_run:
         _pull_first(model)  # -m hf:OWNER/NAME[/FILE]: downloaded once, with a progress bar; on disk: nothing
-    agent = _agent_options(chat, args, cls)  # the tools checked before anything is sent
+    agent = _agent_options(chat, args, setup)  # the tools checked before anything is sent
     attachments = _attachments(chat, args, cls, model)  # evaluated on every run: the data may have changed
     cell_id = chat.new_cell_id()
     warned = len(chat.warnings)  # what is said in this cell is said again in its final answer (the cell is cleared)
@@ -199,7 +199,7 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None,
         raise ChatFailed([f"■ {result.note}"])
 
 
-def _agent_options(chat: Chat, args: Any, cls: Any) -> dict[str, Any] | None:
+def _agent_options(chat: Chat, args: Any, setup: Any) -> dict[str, Any] | None:
     """``--tools`` (else ``ChatConfig.tools``), ``--approve``, ``--max-steps``, checked; None without tools."""
     from .agent.approval import MODES
     from .agent.tool import ToolError
@@ -212,9 +212,10 @@ def _agent_options(chat: Chat, args: Any, cls: Any) -> dict[str, Any] | None:
         if getattr(args, "approve", None) or getattr(args, "max_steps", None) is not None:
             raise UsageError("--approve and --max-steps go with --tools LIST (e.g. --tools notebook,python)")
         return None
-    if not cls.supports_tools:
-        raise UsageError(f"{cls.name} does not take tools: use --tools with Local, an OpenAI-compatible server "
-                         "(-p OpenAI, -p LlamaCppServer...) or g4f:Custom (nothing was sent)")
+    from .providers.setup import tools_problem
+
+    if (problem := tools_problem(setup)) is not None:
+        raise UsageError(f"{problem} (nothing was sent)")
     approve = getattr(args, "approve", None) or config.approve
     if approve not in MODES:
         raise UsageError(f"ChatConfig.approve must be one of {', '.join(MODES)}, not {approve!r}")

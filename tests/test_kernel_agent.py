@@ -166,7 +166,7 @@ def test_approve_never_offers_no_acting_tool_and_notebook_attaches_the_cells(ker
 
 
 @pytest.mark.parametrize("line, words", [
-    ("--tools notebook -p Pizzagpt", "does not take tools"),
+    ("--tools notebook -p Pizzagpt", "takes no tools"),
     ("--tools no_such_function", "no_such_function"),
     ("--tools mcp:nowhere", "mcp:nowhere"),
     ("--approve auto", "go with --tools"),
