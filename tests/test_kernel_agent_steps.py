@@ -1,7 +1,8 @@
 """Multi-step ``%%chat --tools`` runs in a real ipykernel against the protocol server's scripted tool calls,
 each checked in the cell and in what the model received back (the request bodies the server recorded):
 arguments cut across chunks, two calls in one answer, an unknown tool, invalid JSON, a tool that raises,
-more steps than ``--max-steps``; and gpt4free's own ``Custom`` class passing the tools end to end."""
+more steps than ``--max-steps``; gpt4free's own ``Custom`` class passing the tools end to end; and
+xllamacpp's real llama.cpp server with the offline default model calling ``describe`` on a frame."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uuid
 import pytest
 
 from kernel_harness import Execution, Kernel
+from llama_server import KEY as LLAMA_KEY
 from protocol_server import ProtocolServer
 from tool_script import Call, Turn, tool_results
 
@@ -32,7 +34,7 @@ CITY = 'Zürich "Nord"'  # a quote and a non-ASCII letter for the cuts to fall i
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     data = tmp_path_factory.mktemp("ipyg4f-steps")
-    k = Kernel(env={"OPENAI_API_KEY": "sk-test-steps", "IPYG4F_DATA_DIR": str(data),
+    k = Kernel(env={"OPENAI_API_KEY": "sk-test-steps", "LLAMA_TEST_KEY": LLAMA_KEY, "IPYG4F_DATA_DIR": str(data),
                     "JPY_SESSION_NAME": str(data / "steps.ipynb")})
     k.ok("%load_ext ipyg4f")
     k.ok(FUNCTIONS)
@@ -126,3 +128,19 @@ def test_gpt4free_custom_passes_the_tools_and_their_calls_end_to_end(kernel, ser
     assert list(tool_results(second).values()) == [f"sunny in {CITY} for 1 days",
                                                    "error: RuntimeError: the sensor is down"]
     assert statuses(ex) == ["ran", "error"] and "Done via g4f." in html(ex)
+
+
+@pytest.mark.local_model
+@pytest.mark.timeout(900)  # two or three generations on one thread of a busy machine
+def test_llama_server_with_the_default_model_describes_a_frame_in_the_kernel(kernel):
+    from ipyg4f.providers.local import bundled
+    from llama_server import llama_server
+
+    kernel.ok("import pandas as pd\ndf = pd.DataFrame({'price': [1.0, 2.0, None, 7.0], 'item': list('abcd')})")
+    with llama_server(n_ctx=2048, model=bundled.QWEN.name) as srv:
+        ex = kernel.run(f"%%chat --tools notebook -p LlamaCppServer --base-url {srv.url} --api-key-env LLAMA_TEST_KEY "
+                        f"-m {srv.model} -t 0 --max-tokens 64 --max-steps 3 -c t{uuid.uuid4().hex[:8]}\n"
+                        "How many null values does the price column of the DataFrame df have?", timeout=600)
+    assert ex.status == "ok" and "Traceback" not in ex.text(), ex.text()
+    assert statuses(ex) == ["ran"] and "describe" in html(ex)
+    assert "null" in ex.final()["data"]["text/plain"].lower()
