@@ -70,14 +70,16 @@ async def test_no_tools_no_tool_keys(protocol_server, tools):
     assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(body)
 
 
-def test_the_openai_family_takes_tools_and_the_seeds_do_not():
+def test_the_openai_family_takes_tools_and_the_seeds_and_fallback_do_not():
     assert OpenAICompatible.supports_tools and Ollama.supports_tools and LlamaCppServer.supports_tools
+    assert get_provider("g4f:Custom").supports_tools
+    assert not get_provider("Pizzagpt").supports_tools and not get_provider("Fallback").supports_tools
     assert tools_problem(resolve("OpenAI", cell={"base_url": "http://127.0.0.1:9/v1"})) is None
     assert tools_problem(resolve("g4f:Custom")) is None
     problem = tools_problem(resolve("Pizzagpt"))
     assert problem.startswith("Pizzagpt takes no tools (--tools)") and "-p OpenAI" in problem
     assert "--tools with -p Fallback" in tools_problem(resolve("Fallback"))
-    # a seed takes **kwargs and would drop tools silently: ignored() never names them
+    # a seed takes **kwargs and would drop tools silently: ignored() never names them, supports_tools must
     assert resolve("Pizzagpt").ignored({"tools": [SPEC]}) == []
 
 
@@ -193,10 +195,6 @@ async def custom():
     connector = g4f_aiohttp._loop_connectors.pop(asyncio.get_running_loop(), None)
     if connector is not None:
         await connector.close()
-
-
-def test_custom_declares_tools():
-    assert get_provider("g4f:Custom").supports_tools
 
 
 @pytest.mark.parametrize("stream", [True, False])
