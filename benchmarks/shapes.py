@@ -11,7 +11,9 @@ Shapes: one 100 KB line, one 100 KB paragraph, a 100 KB code block, a
 2,000-item list, a 500-row table, a JSON document, mixed Markdown.
 Target (issue 23): ``%%chat`` within 10x the answer's bytes for every shape.
 
-    python benchmarks/shapes.py [--quick]   # --quick: 1,000 chunks, no gap
+    python benchmarks/shapes.py [--quick] [--breakdown] [SHAPE ...]
+    # --quick: 1,000 chunks, no gap; --breakdown: where the bytes went; SHAPE: run only shapes whose
+    # name contains it (e.g. table)
 """
 
 from __future__ import annotations
@@ -103,6 +105,26 @@ def wire_bytes(messages: list[dict]) -> int:
     return sum(len(json.dumps({k: m.get(k) for k in parts}, default=str)) for m in messages)
 
 
+def breakdown(messages: list[dict], size: int) -> str:
+    """Where the bytes went, each part over the answer's size: the final answer (and, in it, text/html,
+    text/plain, text/markdown), settled pieces (outputs of their own), tail updates, anything else."""
+    parts = {"final": 0, "html": 0, "plain": 0, "md": 0, "pieces": 0, "tail": 0, "other": 0}
+    for m in messages:
+        b = wire_bytes([m])
+        data = m.get("content", {}).get("data", {})
+        if "ipyg4f-footer" in data.get("text/html", ""):
+            parts["final"] += b
+            for key, mime in (("html", "text/html"), ("plain", "text/plain"), ("md", "text/markdown")):
+                parts[key] += len(json.dumps(data.get(mime, "")))
+        elif m["msg_type"] == "update_display_data":
+            parts["tail"] += b
+        elif m["msg_type"] == "display_data":
+            parts["pieces"] += b
+        else:
+            parts["other"] += b
+    return "  ".join(f"{k} {v / size:.1f}x" for k, v in parts.items())
+
+
 def configure(port: int, text: str, n: int, delay: float) -> None:
     import urllib.request
 
@@ -114,6 +136,7 @@ def configure(port: int, text: str, n: int, delay: float) -> None:
 
 def main() -> int:
     quick = "--quick" in sys.argv
+    only = [a for a in sys.argv[1:] if not a.startswith("--")]  # names (or parts of names) of shapes to run
     n, delay = (1_000, 0.0) if quick else (5_000, 0.002)
     from kernel_harness import Kernel
 
@@ -134,6 +157,8 @@ def main() -> int:
         print(f"{'shape':<22} {'answer':>9} | {'print()':>10} {'ratio':>6} | {'%%chat':>10} {'ratio':>6} "
               f"{'msgs':>5} | {'vs print':>8}")
         for i, (name, text) in enumerate(shapes().items()):
+            if only and not any(o in name for o in only):
+                continue
             configure(port, text, n, delay)
             floor = k.ok(FLOOR_CELL.format(port=port), cell_id=f"floor-{i}", timeout=600)
             chat = k.ok(f"%%chat -p OpenAI -c shape{i}\nanswer please", cell_id=f"shape-{i}", timeout=600)
@@ -141,6 +166,8 @@ def main() -> int:
             fb, cb = wire_bytes(floor.messages), wire_bytes(chat.messages)
             print(f"{name:<22} {size:>8,}B | {fb:>9,}B {fb / size:>5.1f}x | {cb:>9,}B {cb / size:>5.1f}x "
                   f"{len(chat.messages):>5} | {cb / fb:>7.1f}x")
+            if "--breakdown" in sys.argv:
+                print(f"    {breakdown(chat.messages, size)}")
             ok &= cb <= 10 * size
     finally:
         k.shutdown()

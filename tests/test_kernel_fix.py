@@ -68,12 +68,12 @@ def test_fix_f_code_offers_a_cell_only_when_the_answer_has_code(kernel, server):
     server.answer = "You divided by zero; make sure b is not 0 before you call ratio."
     prose = kernel.ok("%chat fix -f code", cell_id="fix-prose")
     assert next_inputs(prose) == [], "prose is not offered as a code cell"
-    assert prose.final()["data"]["text/markdown"].startswith("You divided by zero")
+    assert prose.final()["data"]["text/plain"].startswith("You divided by zero")
 
     server.answer = "b is zero.\n\n```python\nratio(2, 1)\n```\n"
     code = kernel.ok("%chat fix -f code", cell_id="fix-code")
     assert next_inputs(code) == ["ratio(2, 1)"]
-    assert code.final()["data"]["text/markdown"].startswith("b is zero."), "the explanation is shown too"
+    assert code.final()["data"]["text/plain"].startswith("b is zero."), "the explanation is shown too"
     assert [m["role"] for m in last_request(server)] == ["user"], "each fix starts its thread afresh"
 
     server.answer = "Check b first."

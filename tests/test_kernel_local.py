@@ -34,7 +34,7 @@ def test_first_chat_answers_offline_with_the_bundled_model_streamed(kernel):
     assert ex.status == "ok", ex.text()
     final = ex.final()
     assert final["metadata"]["ipyg4f"]["provider"] == "Local", "Local is the default when the extra is installed"
-    assert "Paris" in final["data"]["text/markdown"]
+    assert "Paris" in final["data"]["text/plain"]
     partials = {m["content"]["data"]["text/html"] for m in ex.displays[1:-1]}
     partials.discard(final["data"]["text/html"])
     assert len(partials) >= 2, f"streamed in more than one update: {partials}"

@@ -40,7 +40,7 @@ def test_pull_use_then_chat_offline(hub_and_kernel):
     bars = [m for m in first.displays if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
     assert bars, "a progress widget was shown while pulling"
     assert f"✔ {NAME} (253.1 MB, Q4_K_M)" in first.stream()
-    assert "Paris" in first.final()["data"]["text/markdown"]
+    assert "Paris" in first.final()["data"]["text/plain"]
     assert len(server.gets("transcript-q4_k_m.gguf")) == 1
 
     server.__exit__(None, None, None)  # the Hub is gone from here on
@@ -55,7 +55,7 @@ def test_pull_use_then_chat_offline(hub_and_kernel):
     assert ex.status == "ok", ex.text()
     final = ex.final()
     assert final["metadata"]["ipyg4f"]["model"] == NAME
-    assert "Paris" in final["data"]["text/markdown"] and "\n" not in final["data"]["text/markdown"].strip()
+    assert "Paris" in final["data"]["text/plain"] and "\n" not in final["data"]["text/plain"].strip()
     assert len(ex.displays) >= 3, "streamed in several updates"
     footer = final["metadata"]["ipyg4f"]["footer"]
     assert "tokens/s" in footer and "≈" not in footer, footer  # counted by llama.cpp, not estimated

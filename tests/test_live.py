@@ -200,8 +200,9 @@ def test_a_long_table_settles_rows_with_one_header():
     pieces, tails = stream(text, 30)
     shown = "".join(pieces) + tails[-1]
     assert shown.count("<thead>") == 1 and len(re.findall(r"<th[ >]", shown)) == 3, "the header is shown once"
-    assert shown.count('<table class="ipyg4f-more') >= 10
-    assert 'style="text-align:right"' in tails[-1], "later parts keep the column alignment"
+    assert shown.count('<table class="ipyg4f-r2 ipyg4f-more') >= 10, "each part keeps the column alignment"
+    assert '<table class="ipyg4f-r2 ipyg4f-cont' in tails[-1], "the tail too"
+    assert "style=" not in shown, "said once per part, not on every cell"
     assert visible(shown) == visible(markdown_to_html(text))
 
 

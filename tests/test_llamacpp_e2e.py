@@ -69,7 +69,7 @@ def test_a_chat_cell_streams_an_answer_from_llamacpp(kernel):
     final = ex.final()
     assert final["metadata"]["ipyg4f"]["status"] == "ok"
     assert final["metadata"]["ipyg4f"]["provider"] == "LlamaCppServer"
-    assert final["data"]["text/markdown"].strip()
+    assert final["data"]["text/plain"].strip()
     assert len(ex.updates) >= 1, "streamed: the waiting display was updated before the end"
     assert [o["output_type"] for o in ex.outputs] == ["display_data"]
 
@@ -85,7 +85,7 @@ def test_an_interrupt_mid_answer_keeps_the_partial_answer_and_llamacpp_answers_a
     assert ex.status == "error" and ex.error["ename"] == "ChatFailed", ex.text()
     final = ex.final()
     assert final["metadata"]["ipyg4f"]["status"] == "interrupted"
-    partial = final["data"]["text/markdown"]
+    partial = final["data"]["text/plain"]
     assert "interrupt" in partial and partial.split("\n")[0].strip(), "the partial answer is kept"
     history = kernel.ok(f"%chat history -c {t}").text()
     assert "interrupted" in history

@@ -46,7 +46,7 @@ def test_quickstart_runs_against_an_openai_compatible_server(via_server):
     # saved as one clean output per %%chat cell (the streaming outputs are gone), which nbconvert renders
     chat_cell = nb.cells[3]
     assert [o.output_type for o in chat_cell.outputs] == ["display_data"], chat_cell.outputs
-    assert {"text/plain", "text/markdown", "text/html"} <= set(chat_cell.outputs[0].data)
+    assert {"text/plain", "text/html"} <= set(chat_cell.outputs[0].data)
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nb)

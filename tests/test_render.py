@@ -104,11 +104,18 @@ def test_code_pieces_split_after_blank_lines_and_only_the_last_piece_grows():
 def test_table_alignment_is_kept_and_unaligned_columns_are_left_aligned():
     from ipyg4f.render.html import ANSWER_CSS
 
-    html = markdown_to_html("| name | n | mid | left |\n|---|--:|:-:|:--|\n| a | 1 | b | c |\n")
-    assert "<th>name</th>" in html and "<td>a</td>" in html
-    assert '<th style="text-align:right">n</th>' in html and '<td style="text-align:right">1</td>' in html
-    assert '<td style="text-align:center">b</td>' in html and '<td style="text-align:left">c</td>' in html
+    html = markdown_to_html("| name | n | mid | left |\n|---|--:|:-:|:--|\n| a | 1 | b | c |\n| d |\n",
+                            style=False)
+    # said once, by classes on the table (2nd column right, 3rd centred), not by a style on every cell
+    assert '<table class="ipyg4f-r2 ipyg4f-c3"><thead><tr><th>name</th><th>n</th>' in html
+    assert "<tr><td>a</td><td>1</td><td>b</td><td>c</td></tr><tr><td>d</td><td></td>" in html
+    assert "style" not in html and "\n<t" not in html, "no style per cell, no newline between the tags"
     assert ".ipyg4f-md.ipyg4f-md td,.ipyg4f-md.ipyg4f-md th{text-align:left}" in ANSWER_CSS
+    assert ".ipyg4f-md .ipyg4f-r2 tr>:nth-child(2)," in ANSWER_CSS
+    assert ".ipyg4f-md .ipyg4f-c3 tr>:nth-child(3)," in ANSWER_CSS
+    # a column past the classes keeps its own style (a wide table still aligns)
+    wide = markdown_to_html("|" + "a|" * 10 + "\n|" + "--:|" * 10 + "\n|" + "1|" * 10 + "\n", style=False)
+    assert wide.count('<td style="text-align:right">1</td>') == 2 and "ipyg4f-r8" in wide
 
 
 def test_the_sanitiser_allows_only_its_narrow_additions():

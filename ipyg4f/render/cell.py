@@ -24,8 +24,9 @@ class CellRenderer(StreamRenderer):
     flickers, the clear waits for the next output) and the final answer is
     displayed whole, so the saved notebook holds one clean output.
 
-    ``text/plain`` and ``text/markdown`` of the final output hold the answer
-    itself (what ``-o`` stores); the thinking block, notes and the footer are
+    ``text/plain`` of the final output holds the answer itself (what ``-o``
+    stores; ``text/markdown`` too with ``-f code``, the code fenced: a Markdown
+    answer is not sent twice); the thinking block, notes and the footer are
     in ``text/html`` and in the output's ``ipyg4f`` metadata.  What was
     attached (``--with``, ``--error``, ``--image``) is listed above the answer
     in a collapsed block.

@@ -59,6 +59,10 @@ _GROUP_OF = {cls: group for group, (classes, *_) in _TOKEN_GROUPS.items() for cl
 _BOX = "div.ipyg4f-md pre.ipyg4f-code"  # (0,2,2): outranks Lab's `.jp-ThemedContainer .jp-RenderedHTMLCommon pre`
 _CELLS = ".ipyg4f-md.ipyg4f-md td,.ipyg4f-md.ipyg4f-md th"  # (0,2,1): Lab's right-aligning rule's weight, later
 
+#: a table's first columns are aligned by a class on the table (``ipyg4f-r2``: its 2nd column right-aligned;
+#: ``c``: centred), not by a style on each of their cells (that style was half of a long table's HTML)
+ALIGNED_COLUMNS = 8
+
 #: the answers' own CSS, scoped to ``.ipyg4f-md``: the code box and its token colours; table cells
 #: left-aligned (a ``|--:|`` column keeps its inline ``text-align``, which outranks this)
 ANSWER_CSS = (
@@ -80,6 +84,9 @@ ANSWER_CSS = (
     + "div.ipyg4f-md .ipyg4f-more{margin-bottom:0}div.ipyg4f-md .ipyg4f-cont{margin-top:0}"
     # a table streaming in parts: the same column widths in every part
     + "div.ipyg4f-md table.ipyg4f-more,div.ipyg4f-md table.ipyg4f-cont{table-layout:fixed;width:100%}"
+    # a column's alignment, said once by a class on its table (0,3,1: outranks the left-aligning rule)
+    + "".join(",".join(f".ipyg4f-md .ipyg4f-{side[0]}{i} tr>:nth-child({i})" for i in range(1, ALIGNED_COLUMNS + 1))
+              + f"{{text-align:{side}}}" for side in ("right", "center"))
 )
 STYLE = f"<style>{ANSWER_CSS}</style>"
 
@@ -191,9 +198,33 @@ def markdown_parser() -> Any:
 _TOKEN_SPAN = re.compile(r'<span class="([a-z]{1,2})">')
 
 
+_TABLE = re.compile(r"<table>(.*?)</table>", re.DOTALL)
+_ROW = re.compile(r"<tr>(.*?)</tr>", re.DOTALL)
+_CELL = re.compile(r'<(t[hd])(?: style="text-align:(left|center|right)")?>')
+
+
+def _light_table(found: re.Match) -> str:
+    """A rendered table without the newlines between its tags, its first :data:`ALIGNED_COLUMNS` columns
+    aligned by classes on the table (as its header row says) instead of a style on each cell."""
+    body = found.group(1).strip().replace(">\n<", "><")  # a cell's content is one line: only tags are joined
+    first = _ROW.search(body)
+    aligns = [side for _, side in _CELL.findall(first.group(1))] if first else []
+    classes = " ".join(f"ipyg4f-{side[0]}{i}" for i, side in enumerate(aligns[:ALIGNED_COLUMNS], 1)
+                       if side in ("right", "center"))  # left: the answers' CSS left-aligns every cell
+
+    def row(tr: re.Match) -> str:
+        cells = iter(range(1, 1 << 30))
+        return "<tr>" + _CELL.sub(lambda c: f"<{c.group(1)}>" if next(cells) <= ALIGNED_COLUMNS else c.group(0),
+                                  tr.group(1)) + "</tr>"
+
+    return (f'<table class="{classes}">' if classes else "<table>") + _ROW.sub(row, body) + "</table>"
+
+
 def _compact(fragment: str) -> str:
     """``<span class=k>`` for ``<span class="k">``: a token class (checked by the sanitiser) needs no quotes,
-    and the quotes cost four bytes a token once escaped in JSON."""
+    and the quotes cost four bytes a token once escaped in JSON.  Tables lose their per-cell alignment
+    style and the newlines between their tags (:func:`_light_table`)."""
+    fragment = _TABLE.sub(_light_table, fragment) if "<table>" in fragment else fragment
     return _TOKEN_SPAN.sub(r"<span class=\1>", fragment)
 
 
@@ -260,7 +291,9 @@ def answer_bundle(text: str, fmt: str = "markdown") -> dict[str, str]:
         code, language = code_block(text)
         md = f"```{language or 'python'}\n{code}\n```"
         return {"text/plain": code, "text/markdown": md, "text/html": markdown_to_html(md)}
-    return {"text/plain": text, "text/markdown": text, "text/html": markdown_to_html(text)}
+    # no text/markdown: it would be text/plain again (a third of the final message); Lab, Notebook, VS Code,
+    # nbconvert's HTML and GitHub all show text/html, and text/plain keeps the answer for everything else
+    return {"text/plain": text, "text/html": markdown_to_html(text)}
 
 
 def line_html(message: str, tone: str = "info", cls: str = "ipyg4f-status") -> str:

@@ -71,7 +71,7 @@ def _language(token: Any) -> str:
 _LISTS = ("bullet_list_open", "ordered_list_open")
 
 
-_MARKABLE = re.compile(r"<(?:ol|ul|p|table)(?=[ >])")
+_MARKABLE = re.compile(r'<(?:ol|ul|p|table)(?: class="([^"]*)")?(?=[ >])')
 #: what a line may not start with when it begins the text after a paragraph's cut: a block of its own
 #: (heading, quote, list, fence, table, rule, setext line, indented code) instead of the paragraph's rest
 _STARTS_BLOCK = re.compile(r"[#>\-*+=_|`~<\s]|\d{1,9}[.)](?:\s|$)")
@@ -83,7 +83,11 @@ def _mark(fragment: str, cls: str) -> str:
     """A rendered list, paragraph or table (its tag first) with our own class on it (added after
     sanitising)."""
     found = _MARKABLE.match(fragment) if cls else None
-    return f'{fragment[:found.end()]} class="{cls}"{fragment[found.end():]}' if found else fragment
+    if not found:
+        return fragment
+    tag = fragment[1:found.end()].split(" ", 1)[0]
+    classes = f"{found.group(1)} {cls}" if found.group(1) else cls  # a table's own (its columns' alignment)
+    return f'<{tag} class="{classes}"{fragment[found.end():]}'
 
 
 def _balanced(text: str) -> bool:
