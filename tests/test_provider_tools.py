@@ -77,7 +77,7 @@ def test_the_openai_family_takes_tools_and_the_seeds_and_fallback_do_not():
     assert tools_problem(resolve("OpenAI", cell={"base_url": "http://127.0.0.1:9/v1"})) is None
     assert tools_problem(resolve("g4f:Custom")) is None
     problem = tools_problem(resolve("Pizzagpt"))
-    assert problem.startswith("Pizzagpt does not take tools: use --tools with") and "-p OpenAI" in problem
+    assert problem.startswith("Pizzagpt takes no tools (--tools)") and "-p OpenAI" in problem
     assert "--tools with -p Fallback" in tools_problem(resolve("Fallback"))
     # a seed takes **kwargs and would drop tools silently: ignored() never names them, supports_tools must
     assert resolve("Pizzagpt").ignored({"tools": [SPEC]}) == []
@@ -236,7 +236,7 @@ async def test_a_foreign_class_without_tools_is_never_given_them():
     try:
         provider = get_provider("NoTools")
         assert not provider.supports_tools
-        assert "does not take tools" in tools_problem(resolve("NoTools"))
+        assert "takes no tools" in tools_problem(resolve("NoTools"))
         items = await collect(provider.create_async_generator("", ASK, tools=[SPEC], tool_choice="auto", seed=1))
     finally:
         unregister("NoTools")

@@ -232,9 +232,9 @@ def tools_problem(setup: Setup) -> str | None:
     if setup.takes_tools:
         return None
     if setup.provider.combines:
-        return (f"--tools with -p {setup.name}: it may answer with a provider that does not take tools; "
+        return (f"--tools with -p {setup.name}: it may answer with a provider that takes no tools; "
                 "name one that does with -p (OpenAI, Ollama, VLLM, LlamaCppServer, Local, g4f:Custom)")
-    return (f"{setup.name} does not take tools: use --tools with a provider that does, e.g. -p OpenAI --base-url URL, "
+    return (f"{setup.name} takes no tools (--tools): use a provider that does, e.g. -p OpenAI --base-url URL, "
             "Ollama, VLLM, LlamaCppServer, Local or g4f:Custom")
 
 
