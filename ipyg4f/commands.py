@@ -78,6 +78,10 @@ def run_map(chat: Chat, args: Any, cell: str) -> Any:
     from .context.values import ContextError, evaluate
     from .template import user_namespace
 
+    if args.compare:  # one batch per SPEC, each through this function (compare.py)
+        from .batch.compare import map_each
+
+        return map_each(chat, args, cell, run_map)
     namespace = user_namespace(chat.shell)
     if args.jobs < 1 or args.retries < 0:
         raise UsageError("-j must be at least 1 and --retries at least 0")

@@ -231,8 +231,8 @@ def run_race(chat: Any, args: Any, prompt: str) -> None:
         chat.store.reset(chat.notebook, thread)
     request, _ = chat.request(prompt, cell_id=cell_id, provider="Fallback", system=args.system, thread=args.thread,
                               temperature=args.temperature, proxy=args.proxy, timeout=args.timeout,
-                              extra={"max_tokens": args.max_tokens})
-    request.kwargs.update(providers=chosen, mode="race")
+                              extra={"max_tokens": args.max_tokens, "providers": [s.name for s in chosen]})
+    request.kwargs.update(providers=chosen, mode="race")  # the set-ups themselves: each SPEC's model
     answer = Answer(request.provider_name, "")
     answer.notes.extend(dict.fromkeys(p for s in chosen for p in s.problems))
     who = "race of " + ", ".join(label(s.name, s.model) for s in chosen)

@@ -242,3 +242,34 @@ async def test_race_the_winners_held_events_come_first_and_its_text_whole(srv):
     finally:
         unregister("Thinker")
     assert items == [ProviderUsed("Thinker", "", ("Ollama: cancelled",)), Reasoning("hmm"), "the answer", " goes on"]
+
+
+# -- --map with --compare ------------------------------------------------------------------
+
+def test_map_with_compare_fills_a_column_per_spec_and_resumes_from_the_store(ip, srv, capsys):
+    import pandas as pd
+
+    ip.user_ns["df"] = pd.DataFrame({"word": ["red", "green", "blue"]}, index=[10, 20, 30])
+    options = '--map df --compare Ollama=x,Ollama=y --into df[["a","b"]] -o got'
+    assert chat_cell(ip, options, "Say {word}") is None
+    df = ip.user_ns["df"]
+    assert list(df["a"]) == list(df["b"]) == ["Say red", "Say green", "Say blue"]
+    assert list(df.index) == [10, 20, 30]
+    assert sorted(r.json["model"] for r in srv.requests if r.path == "/v1/chat/completions") == ["x"] * 3 + ["y"] * 3
+    assert set(ip.user_ns["got"]) == {"Ollama=x", "Ollama=y"}
+    sent = len(srv.requests)
+    assert chat_cell(ip, '--map df --compare Ollama=x,Ollama=y --into df["label"]', "Say {word}") is None
+    assert len([r for r in srv.requests[sent:] if r.path == "/v1/chat/completions"]) == 0  # from the store
+    assert list(ip.user_ns["df"]["label.Ollama=y"]) == ["Say red", "Say green", "Say blue"]
+    assert capsys.readouterr().out.count("3/3 answered, 3 from the store") == 2
+
+
+@pytest.mark.parametrize("options, words", [
+    ('--map df --compare Ollama=x,Nope --into df["a"]', "unknown provider 'Nope'"),
+    ('--map df --compare Ollama=x,Ollama=y --into df[["a"]]', "one column per --compare SPEC"),
+])
+def test_map_with_compare_user_errors_send_nothing(ip, srv, options, words):
+    ip.user_ns["df"] = [1, 2]
+    with pytest.raises(UsageError, match=words.replace("[", r"\[")):
+        ip.run_cell_magic("chat", options, "{item}")
+    assert [r for r in srv.requests if r.path == "/v1/chat/completions"] == []
