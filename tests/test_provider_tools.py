@@ -72,7 +72,8 @@ async def test_no_tools_no_tool_keys(protocol_server, tools):
 
 def test_the_openai_family_takes_tools_and_the_seeds_and_fallback_do_not():
     assert OpenAICompatible.supports_tools and Ollama.supports_tools and LlamaCppServer.supports_tools
-    assert get_provider("g4f:Custom").supports_tools
+    assert get_provider("g4f:Custom").supports_tools and get_provider("g4f:Groq").supports_tools
+    assert not get_provider("g4f:GoogleSearch").supports_tools  # declares native tools, has no way in for them
     assert not get_provider("Pizzagpt").supports_tools and not get_provider("Fallback").supports_tools
     assert tools_problem(resolve("OpenAI", cell={"base_url": "http://127.0.0.1:9/v1"})) is None
     assert tools_problem(resolve("g4f:Custom")) is None

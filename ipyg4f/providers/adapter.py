@@ -8,9 +8,9 @@ synchronously, so the adapter only looks at static fields and lets the
 provider resolve its model itself, inside the stream (on the runner's loop,
 bounded by the runner's timeout).
 
-Tools: a class that declares gpt4free's ``supports_native_tools`` (the OpenaiTemplate
-family, ``Custom`` included, and a few others) and takes ``tools`` (by name or through
-``**kwargs``) takes them here too (``supports_tools``); gpt4free's ``ToolCalls`` come back as
+Tools: a class that declares gpt4free's ``supports_native_tools`` and has a way in for them
+(the OpenaiTemplate family, ``Custom`` included, or a ``tools`` parameter) takes them here too
+(``supports_tools``); gpt4free's ``ToolCalls`` come back as
 :class:`~ipyg4f.events.ToolCallPart` events (:mod:`.g4f_events`).  Any other class is never
 handed ``tools``.
 """
@@ -62,6 +62,22 @@ def _parameters(cls: Any) -> tuple[frozenset[str], bool]:
     except (TypeError, ValueError):
         return frozenset(OPTION_FLAGS), True
     return frozenset(p.name for p in params), any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _takes_tools(cls: Any) -> bool:
+    """gpt4free's own ``supports_native_tools``, and a way in for ``tools``: its OpenaiTemplate family
+    (which sends them in the body), or a ``tools`` parameter, or ``extra_parameters`` naming them.
+    (``GoogleSearch`` and ``PollinationsImage`` declare native tools and take none: not counted.)"""
+    if not _static(cls, "supports_native_tools", False):
+        return False
+    if any(getattr(k, "__name__", "") == "OpenaiTemplate" for k in getattr(cls, "__mro__", ())):
+        return True
+    try:
+        params = inspect.signature(cls.create_async_generator).parameters
+    except (TypeError, ValueError):
+        return False
+    extra = params["extra_parameters"].default if "extra_parameters" in params else ()
+    return "tools" in params or isinstance(extra, (list, tuple)) and "tools" in extra
 
 
 class Foreign(AsyncGeneratorProvider):
@@ -265,8 +281,7 @@ def adapt(cls: Any, name: str | None = None) -> type[AsyncGeneratorProvider]:
             "takes_kwargs": takes_kwargs,
             "options": frozenset(options | {"proxy"}),
             "supports_images": "media" in parameters,  # gpt4free's way to send images
-            "supports_tools": bool(_static(cls, "supports_native_tools", False))
-            and (takes_kwargs or "tools" in parameters),
+            "supports_tools": _takes_tools(cls),
             "url": str(_static(cls, "url", "") or ""),
             "base_url": str(_static(cls, "base_url", "") or "") or None,  # gpt4free's default API address
             "working": bool(_static(cls, "working", True)),
