@@ -130,6 +130,16 @@ class Columns:
     def size(self) -> int:
         return sum(a.size for a in self.answers)
 
+    @property
+    def text(self) -> str:
+        """Every column's text (what :class:`~ipyg4f.render.saving.SavingRenderer` asks, once a second)."""
+        texts = [a.text for a in self.answers]
+        return "\x00".join(texts) if any(texts) else ""
+
+    @property
+    def reasoning(self) -> str:
+        return "\x00".join(a.reasoning for a in self.answers)
+
     def feed(self, tagged: Any) -> bool:
         i, item = tagged
         answer = self.answers[i]
@@ -194,15 +204,21 @@ def run_cell(chat: Any, args: Any, cell: str) -> None:
         answers.append(answer)
     from .render.columns import ColumnsRenderer
     from .render.outcome import Outcome, label
+    from .render.saving import SavingRenderer
 
     labels = [label(a.provider, a.model) for a in answers]
     hint = f"continue the thread with one of them: %chat pick N{' -c ' + thread if args.thread else ''}"
     renderer = ColumnsRenderer(labels, rate=chat.config.updates_per_second, plain=not _in_kernel(chat.shell),
                                metadata={"thread": thread, "compare": labels}, pick_hint=hint)
     columns = Columns(answers)
-    Run(ChatRequest(Multiplex(requests), "", []), columns, renderer).run()
+    saving = SavingRenderer(renderer, lambda c: chat.store.save_partial(
+        chat.notebook, thread, cell_id, prompt, "", provider=Multiplex.name, model=", ".join(labels),
+        variants=variants_json(c.answers)))  # about once a second: a killed kernel keeps what had come
+    Run(ChatRequest(Multiplex(requests), "", []), columns, saving).run()
     summary = Answer(Multiplex.name, ", ".join(labels))
-    summary.end(columns.status)
+    # "ok" once any column has text (each column's own ending is in the variants): the record replaces
+    # this cell's earlier one (or its partial save), and the context holds the prompt until a pick
+    summary.end("ok" if any(a.text for a in answers) else columns.status)
     recorded = chat.record(prompt, summary, cell_id=cell_id, thread=args.thread, variants=variants_json(answers))
     result = Outcome(columns.status, recorded, "warn" if recorded else "info")
     renderer.finish(columns, result)
@@ -283,6 +299,11 @@ def variants_json(answers: list[Answer]) -> str:
 
 # -- %chat pick ----------------------------------------------------------------------
 
+def _ended(status: str) -> str:
+    """A column saved while it streamed, by a kernel that then died, ended interrupted."""
+    return "interrupted" if status == "streaming" else status
+
+
 def cmd_pick(chat: Any, args: Any) -> None:
     """``%chat pick N [-c NAME]``: column N of the thread's last compared cell becomes that cell's answer."""
     words = args.command[1:]
@@ -310,7 +331,7 @@ def pick(chat: Any, number: int, thread: str | None = None, cell_id: str | None 
     for i, v in enumerate(variants, 1):
         v["picked"] = i == number
     chat.store.record(chat.notebook, name, ex.cell_id, ex.prompt, chosen["answer"], provider=chosen.get("provider", ""),
-                      model=chosen.get("model", ""), status=chosen.get("status", "ok"),
+                      model=chosen.get("model", ""), status=_ended(chosen.get("status", "ok")),
                       error=chosen.get("error", ""), reasoning=chosen.get("reasoning", ""), context=ex.context,
                       variants=json.dumps(variants, ensure_ascii=False))
     for listener in list(chat.on_record):

@@ -136,29 +136,41 @@ def test_one_failing_column_does_not_stop_the_others(ip, srv, capsys):
 
 
 def test_an_interrupt_stops_every_column_and_keeps_the_partial_answers(ip, srv, monkeypatch):
-    from ipyg4f.compare import Columns
-
     srv.echo, srv.answer, srv.fault, srv.fault_after = False, "one two three four", "stall", 2
     srv.fault_path, srv.latency = "/v1/chat/completions", 0.0
-    both = threading.Event()
-    feed = Columns.feed
+    chat = get_chat(ip)
+    saved = threading.Event()
+    save_partial = chat.store.save_partial
 
-    def watched(self, tagged):  # the test interrupts once both columns show text
-        changed = feed(self, tagged)
-        if all(a.text for a in self.answers):
-            both.set()
-        return changed
+    def watched(*args, **kwargs):  # the test interrupts once both columns' text is saved (while streaming)
+        done = save_partial(*args, **kwargs)
+        variants = json.loads(kwargs["variants"])
+        if all(v["answer"] for v in variants):
+            saved.set()
+        return done
 
-    monkeypatch.setattr(Columns, "feed", watched)
-    interrupt = threading.Thread(target=lambda: both.wait(60) and _interrupt_main(), daemon=True)
+    monkeypatch.setattr(chat.store, "save_partial", watched)
+    interrupt = threading.Thread(target=lambda: saved.wait(60) and _interrupt_main(), daemon=True)
     interrupt.start()
     error = chat_cell(ip, "--compare Ollama=fast,Ollama=mid", "q")
     assert isinstance(error, ChatFailed) and "stopped by interrupt" in str(error)
     assert srv.wait_dropped(2, 60)  # both connections closed
     [ex] = stored(ip)
+    assert ex.status == "ok" and ex.answer == ""  # the partial save replaced by the final record
     variants = ex.variant_list()
     assert [v["status"] for v in variants] == ["interrupted"] * 2
     assert all(v["answer"].startswith("one ") and "one two three four".startswith(v["answer"]) for v in variants)
+    ip.run_line_magic("chat", "pick 1")
+    assert stored(ip)[0].status == "interrupted"  # picked: a partial answer, sent back marked as such
+
+
+def test_a_partial_save_of_a_kernel_that_died_picks_as_interrupted(ip, srv):
+    chat = get_chat(ip)
+    variants = json.dumps([{"provider": "Ollama", "model": "x", "answer": "half", "status": "streaming"}])
+    chat.store.save_partial(chat.notebook, "default", "dead-cell", "q", "", provider="compare", variants=variants)
+    ip.run_line_magic("chat", "pick 1")
+    [ex] = stored(ip)
+    assert (ex.answer, ex.status) == ("half", "interrupted")
 
 
 def _interrupt_main() -> None:
