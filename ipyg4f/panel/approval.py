@@ -61,7 +61,7 @@ class Asker:
             self._wake.clear()
             self.asked.append(question)
         self.show(dict(question))
-        self.say(f"⏸ waiting for your approval: {tool.shown} (Approve or Refuse in the transcript)", "warn")
+        self.say(f"waiting for your approval: {tool.shown} (Approve or Refuse in the transcript)", "warn")
         while not self._wake.wait(WAIT_SLICE):
             pass
         with self._lock:
