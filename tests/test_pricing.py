@@ -184,3 +184,17 @@ def test_a_fallback_candidate_is_priced_where_it_was_sent(ip, protocol_server, c
     out = capsys.readouterr().out
     assert "OpenAI (gpt-4o-mini)" in out and "1000 in / 500 out tokens" in out and "$" not in out
     assert rates.endpoint_of("OpenAI") == url
+
+
+def test_a_summed_usage_that_carries_the_last_requests_context_shows_that():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Summed(Usage):  # what an agent may send: the sum, and the last request's prompt + answer
+        context_tokens: int | None = None
+
+    a = answer("OpenAI", "m", 0, 0)
+    a.usage = Summed(400, 30, context_tokens=320)
+    assert measure(a).context == 320
+    a.usage = Usage(400, 30)
+    assert measure(a).context == 430

@@ -1,7 +1,8 @@
 """What one answer used: tokens in and out, its cost, and how much of the model's window the thread fills.
 
 :func:`measure` reads the answer's ``usage`` (one :class:`~ipyg4f.events.Usage`; for an agent's
-several requests, their sum: the cost is then right, the context is an upper bound) with its
+several requests, their sum: the cost is then right, and the context too when the sum carries the last
+request's as ``context_tokens``, else it is an upper bound) with its
 provider and model; the footer (:func:`ipyg4f.render.outcome.footer`) words it, and
 :meth:`ipyg4f.chat.Chat.record` stores :meth:`Meter.as_dict` with the exchange.
 """
@@ -54,7 +55,11 @@ def measure(answer: Any, base_url: str | None = None) -> Meter:
                 cost = rate.cost(tokens_in or 0, tokens_out or 0)
             except Exception:  # a price the database cannot work out for these figures: none shown
                 cost = None
-    context = (tokens_in or 0) + (tokens_out or 0) if tokens_in is not None else None
+    # the thread after this answer: its last request's prompt and answer; a summed usage (an agent's
+    # requests) may say it as ``context_tokens``, else the sum stands for it (an upper bound)
+    context = getattr(usage, "context_tokens", None)
+    if not isinstance(context, int):
+        context = (tokens_in or 0) + (tokens_out or 0) if tokens_in is not None else None
     window = window_for(answer.provider, model, base_url) or (
         window_for(answer.provider, answer.model, base_url) if model != answer.model else None)
     return Meter(tokens_in, tokens_out, cost, context, window)
