@@ -122,8 +122,9 @@ async def _race(entries: list[Any], model: str, messages: Messages, proxy: str |
 
     Each entry streams in a task of its own into one queue.  Before a winner, an entry's events are
     held (dropped with it when it loses); the winner's held events follow its :class:`ProviderUsed`.
-    A loser is cancelled without waiting for it: its connection closes while the winner's text is
-    already on its way; every task has ended (connections closed) when this generator ends."""
+    A loser is cancelled once the winner's first text has been handed on, without waiting for it: its
+    connection closes while that text is shown; every task has ended (connections closed) when this
+    generator ends."""
     queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
     names = [_name(e) for e in entries]
     models = [""] * len(entries)
@@ -168,15 +169,17 @@ async def _race(entries: list[Any], model: str, messages: Messages, proxy: str |
                     held[i].append(event)
                 continue
             winner = i
-            for j, task in enumerate(tasks):  # at once: the losers' connections close as the text goes out
-                if j != i:
-                    task.cancel()
             lost = tuple(f"{names[j]}: {short_reason(failures[j]) if j in failures else 'cancelled'}"
                          for j in range(len(tasks)) if j != i)
             yield ProviderUsed(names[i], models[i], lost)
             for earlier in held[i]:
                 yield earlier
             yield event
+            # the losers are cancelled as soon as the first text is out (their connections close while it
+            # is shown, not before: closing them costs the loop a moment)
+            for j, task in enumerate(tasks):
+                if j != i:
+                    task.cancel()
         if winner is None:
             raise AllProvidersFailedError([(names[i], failures[i]) for i in sorted(failures)])
         while True:

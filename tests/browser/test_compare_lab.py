@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from notebook_ui import expect, open_notebook, run_cell, screenshot, set_theme
+from test_chat_cell_lab import leave
 
 pytestmark = pytest.mark.browser
 
@@ -52,12 +53,6 @@ BOXES = """(output) => [...output.querySelectorAll('.ipyg4f-column')].map(c => {
 def luminance(css: str) -> float:
     r, g, b = (int(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3])
     return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
-
-
-def leave(page):
-    page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content;"
-                  " nb.activeCellIndex = nb.widgets.length - 1; }")
-    page.mouse.move(0, 0)
 
 
 def test_columns_side_by_side_in_light_and_dark_stacked_when_narrow_and_picked_by_a_button(page, lab, shots_dir):
