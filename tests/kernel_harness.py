@@ -102,15 +102,31 @@ class Kernel:
                                             startup_timeout=60)
         self.pending: dict[str, Execution] = {}
 
-    def send(self, code: str, cell_id: str | None = None, *, stop_on_error: bool = True) -> Execution:
+    def send(self, code: str, cell_id: str | None = None, *, stop_on_error: bool = True,
+             allow_stdin: bool = False) -> Execution:
+        """Execute like a front end (``allow_stdin``: it can answer ``input()``, see :meth:`reply`)."""
         content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                   "allow_stdin": False, "stop_on_error": stop_on_error}
+                   "allow_stdin": allow_stdin, "stop_on_error": stop_on_error}
         metadata = {"cellId": cell_id} if cell_id else {}
         msg = self.kc.session.msg("execute_request", content, metadata=metadata)
         self.kc.shell_channel.send(msg)
         ex = Execution(msg["header"]["msg_id"])
         self.pending[ex.msg_id] = ex
         return ex
+
+    def reply(self, ex: Execution, text: str, timeout: float = 90) -> str:
+        """Wait for the kernel's input prompt (reading iopub meanwhile), type ``text``; returns the prompt."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = self.kc.get_stdin_msg(timeout=0.2)
+            except queue.Empty:
+                self.pump_iopub(0.05)
+                continue
+            assert msg["msg_type"] == "input_request", msg["msg_type"]
+            self.kc.input(text)
+            return msg["content"]["prompt"]
+        raise TimeoutError(f"the kernel did not ask within {timeout} s")
 
     def pump_iopub(self, timeout: float) -> dict | None:
         try:

@@ -6,10 +6,7 @@ kernel interrupt during that code.  The loop is driven the way ``%%chat --tools`
 from __future__ import annotations
 
 import json
-import queue
 import textwrap
-import time
-import uuid
 
 import pytest
 
@@ -55,29 +52,8 @@ def kernel():
     k.shutdown()
 
 
-def send(kernel: Kernel, code: str, allow_stdin: bool) -> Execution:
-    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-               "allow_stdin": allow_stdin, "stop_on_error": True}
-    msg = kernel.kc.session.msg("execute_request", content, metadata={"cellId": uuid.uuid4().hex})
-    kernel.kc.shell_channel.send(msg)
-    ex = Execution(msg["header"]["msg_id"])
-    kernel.pending[ex.msg_id] = ex
-    return ex
 
 
-def answer(kernel: Kernel, ex: Execution, reply: str) -> str:
-    """Wait for the kernel's input prompt (reading iopub meanwhile), type ``reply``; the prompt."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            msg = kernel.kc.get_stdin_msg(timeout=0.2)
-        except queue.Empty:
-            kernel.pump_iopub(0.05)
-            continue
-        assert msg["msg_type"] == "input_request"
-        kernel.kc.input(reply)
-        return msg["content"]["prompt"]
-    raise TimeoutError("the kernel did not ask")
 
 
 def results(ex: Execution) -> list[str]:
@@ -87,8 +63,8 @@ def results(ex: Execution) -> list[str]:
 
 def test_yes_no_and_all_through_the_kernels_stdin(kernel):
     codes = ["n = 6\nprint('ran in the cell')\nn * 7", "gone = 1", "k = 2", "k + 1"]
-    ex = send(kernel, f"agent({codes!r})", allow_stdin=True)
-    assert [answer(kernel, ex, reply) for reply in ("y", "no", "a")] == [QUESTION] * 3
+    ex = kernel.send(f"agent({codes!r})", allow_stdin=True)
+    assert [kernel.reply(ex, reply) for reply in ("y", "no", "a")] == [QUESTION] * 3
     kernel.wait(ex)
     assert ex.status == "ok", ex.text()
     assert results(ex) == ["printed:\nran in the cell\nresult: 42", "refused by the user", "done (no output, no value)",
@@ -101,7 +77,7 @@ def test_yes_no_and_all_through_the_kernels_stdin(kernel):
 
 
 def test_without_stdin_the_call_is_refused_and_the_model_told_how_to_allow_it(kernel):
-    ex = kernel.wait(send(kernel, "agent(['never_run = 1'])", allow_stdin=False))
+    ex = kernel.wait(kernel.send("agent(['never_run = 1'])", allow_stdin=False))
     assert ex.status == "ok", ex.text()
     [result] = results(ex)
     assert result.startswith("refused: the user could not be asked") and "--approve auto" in result
@@ -110,7 +86,7 @@ def test_without_stdin_the_call_is_refused_and_the_model_told_how_to_allow_it(ke
 
 def test_an_interrupt_during_the_models_code_stops_the_cell_and_the_kernel_works(kernel):
     code = "print('started', flush=True)\nimport time\nwhile True:\n    time.sleep(0.05)"
-    ex = send(kernel, f"agent([{code!r}], approve='auto')", allow_stdin=False)
+    ex = kernel.send(f"agent([{code!r}], approve='auto')", allow_stdin=False)
     kernel.wait_for(ex, lambda m: m["msg_type"] == "stream" and "started" in m["content"]["text"])
     kernel.interrupt()
     kernel.wait(ex)

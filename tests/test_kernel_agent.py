@@ -6,8 +6,6 @@ the next cell continuing from the whole exchange, and the options' user errors."
 from __future__ import annotations
 
 import json
-import queue
-import time
 import uuid
 
 import pytest
@@ -49,29 +47,8 @@ def thread() -> str:
     return f"t{uuid.uuid4().hex[:8]}"
 
 
-def send(kernel: Kernel, code: str, allow_stdin: bool, cell_id: str | None = None) -> Execution:
-    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-               "allow_stdin": allow_stdin, "stop_on_error": True}
-    msg = kernel.kc.session.msg("execute_request", content, metadata={"cellId": cell_id or uuid.uuid4().hex})
-    kernel.kc.shell_channel.send(msg)
-    ex = Execution(msg["header"]["msg_id"])
-    kernel.pending[ex.msg_id] = ex
-    return ex
 
 
-def reply(kernel: Kernel, ex: Execution, text: str) -> str:
-    """Wait for the kernel's input prompt (reading iopub meanwhile), type ``text``; the prompt."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            msg = kernel.kc.get_stdin_msg(timeout=0.2)
-        except queue.Empty:
-            kernel.pump_iopub(0.05)
-            continue
-        assert msg["msg_type"] == "input_request"
-        kernel.kc.input(text)
-        return msg["content"]["prompt"]
-    raise TimeoutError("the kernel did not ask")
 
 
 def final_html(ex: Execution) -> str:
@@ -93,8 +70,8 @@ def test_yes_no_and_all_typed_into_the_kernels_prompt(kernel, server):
                      Turn(calls=[python("k_agent = 2"), python("k_agent + 1")]),
                      Turn("n is **6**.")]
     t = thread()
-    ex = send(kernel, f"%%chat --tools python -c {t}\nset n", allow_stdin=True)
-    assert [reply(kernel, ex, r) for r in ("y", "no", "a")] == [QUESTION] * 3  # "all" covers the 4th call
+    ex = kernel.send(f"%%chat --tools python -c {t}\nset n", allow_stdin=True)
+    assert [kernel.reply(ex, r) for r in ("y", "no", "a")] == [QUESTION] * 3  # "all" covers the 4th call
     kernel.wait(ex, timeout=120)
     assert ex.status == "ok", ex.text()
     assert tool_results(server)[-1] == ["printed:\nran in the cell\nresult: 42", "refused by the user",
@@ -113,7 +90,7 @@ def test_yes_no_and_all_typed_into_the_kernels_prompt(kernel, server):
 
 def test_without_stdin_the_call_is_refused_and_the_cell_says_how_to_allow_it(kernel, server):
     server.script = [Turn(calls=[python("never_run_agent = 1")]), Turn("I could not run it.")]
-    ex = kernel.wait(send(kernel, f"%%chat --tools python -c {thread()}\nrun it", allow_stdin=False), timeout=120)
+    ex = kernel.wait(kernel.send(f"%%chat --tools python -c {thread()}\nrun it", allow_stdin=False), timeout=120)
     assert ex.status == "ok", ex.text()
     [[result]] = tool_results(server)[-1:]
     assert result.startswith("refused: the user could not be asked") and "--approve auto" in result
@@ -125,7 +102,7 @@ def test_an_interrupt_during_the_models_code_stops_the_cell_keeps_the_steps_and_
     code = "print('started', flush=True)\nimport time\ntime.sleep(30)"
     server.script = [Turn("Sleeping. ", [python(code)]), Turn("never sent")]
     t = thread()
-    ex = send(kernel, f"%%chat --tools python --approve auto -c {t}\nsleep", allow_stdin=False)
+    ex = kernel.send(f"%%chat --tools python --approve auto -c {t}\nsleep", allow_stdin=False)
     kernel.wait_for(ex, lambda m: m["msg_type"] == "stream" and "started" in m["content"]["text"], timeout=120)
     kernel.interrupt()
     kernel.wait(ex, timeout=60)
@@ -141,10 +118,10 @@ def test_the_next_cell_continues_from_the_whole_exchange_and_a_rerun_replaces_it
     t, cell = thread(), uuid.uuid4().hex
     kernel.ok("nulls_df = {'revenue': [1, None, 3]}")
     server.script = [Turn(calls=[Call("describe", {"name": "nulls_df"}, id="call_d")]), Turn("One null.")]
-    kernel.wait(send(kernel, f"%%chat --tools notebook -c {t}\nnulls?", allow_stdin=False, cell_id=cell))
+    kernel.wait(kernel.send(f"%%chat --tools notebook -c {t}\nnulls?", cell, allow_stdin=False))
     server.script = [Turn(calls=[Call("list_variables", {}, id="call_l")]), Turn("Still one.")]
-    ex = kernel.wait(send(kernel, f"%%chat --tools notebook -c {t}\nnulls again?", allow_stdin=False,
-                          cell_id=cell))  # the same cell, run again
+    again = f"%%chat --tools notebook -c {t}\nnulls again?"
+    ex = kernel.wait(kernel.send(again, cell, allow_stdin=False))  # the same cell, run again
     assert ex.status == "ok", ex.text()
     server.script = ["Yes."]
     kernel.ok(f"%%chat -c {t}\nand then?")
@@ -210,8 +187,8 @@ def test_an_mcp_server_over_stdio_through_chat(kernel, server, tmp_path):
     kernel.ok(f"import sys\n%config ChatConfig.mcp_servers = {{'calc': {{'command': sys.executable, "
               f"'args': [{str(script)!r}]}}}}")
     server.script = [Turn(calls=[Call("calc__add", {"a": 2, "b": 3})]), Turn("Five.")]
-    ex = send(kernel, f"%%chat --tools mcp:calc -c {thread()}\nadd", allow_stdin=True)
-    prompt = reply(kernel, ex, "y")  # MCP tools ask, like run_python
+    ex = kernel.send(f"%%chat --tools mcp:calc -c {thread()}\nadd", allow_stdin=True)
+    prompt = kernel.reply(ex, "y")  # MCP tools ask, like run_python
     kernel.wait(ex, timeout=180)
     assert prompt == QUESTION and ex.status == "ok", ex.text()
     assert tool_results(server)[-1] == ["5"]
