@@ -3,8 +3,8 @@
 :func:`fit` is what :meth:`ipyg4f.chat.Chat.request` does with the messages it built:
 
 * a thread that no longer fits the model's window (where it is known: :mod:`.window`) loses its
-  oldest exchanges, one at a time, with a note; room is kept for the answer (``max_tokens``, else a
-  quarter of the window, at most 1024 tokens).  ``Local`` does this itself, with the model's own
+  oldest exchanges, one at a time, with a note; room is kept for the answer (``max_tokens``, at most
+  half the window; else a quarter of the window, at most 1024 tokens).  ``Local`` does this itself, with the model's own
   tokenizer (:mod:`ipyg4f.providers.local.engine`); here tokens are estimated (4 characters each);
 * ``ChatConfig.budget`` (USD) is a ceiling for each answer whose price is known: a prompt whose
   estimate alone reaches it is refused before anything is sent (:class:`OverBudget`), otherwise the
@@ -81,7 +81,8 @@ def fit(messages: list[dict[str, Any]], *, provider: Any, model: str, base_url: 
     if window is None and name != "Local" and base_url and _has_history(messages) and wait_served(base_url, FIRST_ASK):
         window = window_for(name, model, base_url)  # a thread to a server asked for the first time: its answer
     if window:
-        messages, dropped = _trim(messages, window - (max_tokens or min(ANSWER_ROOM, window // 4)))
+        room = min(max_tokens, window // 2) if max_tokens else min(ANSWER_ROOM, window // 4)  # for the answer
+        messages, dropped = _trim(messages, window - room)
         if dropped:
             notes.append(f"the {dropped} oldest exchange{'s' if dropped > 1 else ''} did not fit in the model's "
                          f"context ({window} tokens) and {'were' if dropped > 1 else 'was'} left out")
