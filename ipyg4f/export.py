@@ -5,7 +5,7 @@
 * ``.json``: ``{"messages": [...], "exchanges": [...], "thread": ...}``: ``messages`` are the thread in
   OpenAI's chat format (the user turns as they were sent, the assistant's ``tool_calls`` turns and the
   ``tool`` results, the answers), loadable anywhere; ``exchanges`` keep, in order, what those cannot
-  say (provider, model, status, thinking, steps, usage), so ``%chat import`` gives the thread back as
+  say (provider, model, status, thinking, steps, usage, a ``--compare`` cell's answers), so ``%chat import`` gives the thread back as
   it was.  A plain list of OpenAI messages (or ``{"messages": [...]}`` from elsewhere) imports too:
   each user message starts an exchange.
 """
@@ -77,7 +77,7 @@ def cmd_import(chat: Any, args: Any) -> None:
         chat.store.record(chat.notebook, thread, f"{batch}-{n}", ex["prompt"], ex["answer"],
                           provider=ex["provider"], model=ex["model"], status=ex["status"], error=ex["error"],
                           reasoning=ex["reasoning"], context=ex["context"], tool_messages=ex["tool_messages"],
-                          steps=ex["steps"], usage=ex["usage"])
+                          steps=ex["steps"], usage=ex["usage"], variants=ex["variants"])
     extra = f" ({skipped} system message{'s' * (skipped != 1)} left out)" if skipped else ""
     print(f"thread {thread!r}: {len(exchanges)} exchange{'s' * (len(exchanges) != 1)} imported from {path}{extra}")
 
@@ -88,7 +88,7 @@ def _meta(ex: Exchange) -> dict[str, Any]:
     """What the OpenAI messages of ``ex`` cannot say."""
     out = {"provider": ex.provider, "model": ex.model, "status": ex.status, "error": ex.error,
            "reasoning": ex.reasoning, "context": ex.context, "steps": ex.step_list(), "usage": ex.usage_dict(),
-           "created": ex.created}
+           "variants": ex.variant_list(), "created": ex.created}
     return {k: v for k, v in out.items() if v not in ("", [], {}, None)}
 
 
@@ -147,13 +147,14 @@ def _exchange(turn: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     marker = re.search(r"\n\n\[incomplete answer: (it failed|interrupted)\]\Z", answer)
     if status != OK and marker:  # as_messages told the model; the stored answer is without it
         answer = answer[:marker.start()]
-    steps, usage = meta.get("steps"), meta.get("usage")
+    steps, usage, variants = meta.get("steps"), meta.get("usage"), meta.get("variants")
     return {"prompt": prompt, "answer": answer, "provider": str(meta.get("provider") or ""),
             "model": str(meta.get("model") or ""), "status": status, "error": str(meta.get("error") or ""),
             "reasoning": str(meta.get("reasoning") or ""), "context": context,
             "tool_messages": json.dumps(turn["tool_messages"], ensure_ascii=False) if turn["tool_messages"] else "",
             "steps": json.dumps(steps, ensure_ascii=False) if isinstance(steps, list) and steps else "",
-            "usage": json.dumps(usage) if isinstance(usage, dict) and usage else ""}
+            "usage": json.dumps(usage) if isinstance(usage, dict) and usage else "",
+            "variants": json.dumps(variants, ensure_ascii=False) if isinstance(variants, list) and variants else ""}
 
 
 # -- Markdown --------------------------------------------------------------------------------------

@@ -22,8 +22,7 @@ TOOL_MESSAGES = [
 STEPS = [{"request": 1, "call_id": "call_1", "tool": "run_python", "kind": "python", "arguments": '{"code": "1 + 1"}',
           "approved": True, "asked": True, "seconds": 0.01, "result": "2", "error": False}]
 USAGE = {"input": 1500, "output": 500, "cost": 0.007, "context": 2000, "window": 4096}
-FIELDS = ("prompt", "answer", "provider", "model", "status", "error", "reasoning", "context", "tool_messages",
-          "steps", "usage")
+FIELDS = ("prompt", "answer", "provider", "model", "status", "error", "reasoning", "context", "variants")
 
 
 @pytest.fixture
@@ -45,6 +44,9 @@ def a_thread(ip, name: str = "work") -> list:
                       steps=json.dumps(STEPS), usage=json.dumps(USAGE), reasoning="use the tool")
     chat.store.record(chat.notebook, name, "cell-cut", "Tell a long story", "Once upon a", provider="OpenAI",
                       model="gpt-4o-mini", status="interrupted")
+    chat.store.record(chat.notebook, name, "cell-cmp", "Compare these", "", provider="Compare", model="x",
+                      variants=json.dumps([{"provider": "OpenAI", "model": "m", "answer": "one"},
+                                           {"provider": "Local", "model": "q", "answer": "two"}]))
     return chat.store.exchanges(chat.notebook, name)
 
 
@@ -52,20 +54,19 @@ def test_json_round_trip_gives_the_thread_back(ip, tmp_path, capsys, monkeypatch
     original = a_thread(ip)
     assert original[0].reasoning == "Two and two… " and json.loads(original[0].usage)["output"] == 9
     ip.run_line_magic("chat", "export thread.json -c work")
-    assert "3 exchanges written to thread.json" in capsys.readouterr().out
+    assert "4 exchanges written to thread.json" in capsys.readouterr().out
     data = json.loads((tmp_path / "thread.json").read_text())
     roles = [m["role"] for m in data["messages"]]
-    assert roles == ["user", "assistant", "user", "assistant", "tool", "assistant", "user", "assistant"]
+    assert roles == ["user", "assistant", "user", "assistant", "tool", "assistant", "user", "assistant", "user"]
     assert data["messages"][3]["tool_calls"][0]["function"]["name"] == "run_python"  # OpenAI's own format
     assert data["messages"][2]["content"] == "df: a DataFrame (3 rows)\n\nCompute 1 + 1"  # as it was sent
-    assert data["messages"][-1]["content"].endswith("[incomplete answer: interrupted]")
+    assert data["messages"][-2]["content"].endswith("[incomplete answer: interrupted]")
     ip.run_line_magic("chat", "import thread.json -c copy")
-    assert "3 exchanges imported from thread.json" in capsys.readouterr().out
+    assert "4 exchanges imported from thread.json" in capsys.readouterr().out
     chat = get_chat(ip)
     copy = chat.store.exchanges(chat.notebook, "copy")
     for before, after in zip(original, copy, strict=True):
-        assert {f: getattr(after, f) for f in FIELDS if f not in ("tool_messages", "steps", "usage")} == \
-               {f: getattr(before, f) for f in FIELDS if f not in ("tool_messages", "steps", "usage")}
+        assert {f: getattr(after, f) for f in FIELDS} == {f: getattr(before, f) for f in FIELDS}
         assert (after.tool_exchange(), after.step_list(), after.usage_dict()) == \
                (before.tool_exchange(), before.step_list(), before.usage_dict())
     # the imported thread is context again, tool turns included for a provider that takes tools
@@ -140,11 +141,12 @@ def test_cost_table_per_thread_and_for_the_notebook(ip, capsys):
     assert "provider model exchanges tokens in tokens out cost" in lines
     assert "Scripted scripted-1 1 12 9 —" in lines  # no price for a model nobody priced
     assert "OpenAI gpt-4o-mini 2 1,500 (+1 unknown) 500 (+1 unknown) $0.0070 (1 unpriced)" in lines
-    assert "total 3 1,512 (+1 unknown) 509 (+1 unknown) $0.0070 (2 unpriced)" in lines
+    assert "OpenAI m 1 ? ? —" in lines and "Local q 1 ? ? —" in lines  # the compared cell's columns
+    assert "total 5 1,512 (+3 unknown) 509 (+3 unknown) $0.0070 (4 unpriced)" in lines
     ip.run_line_magic("chat", "cost --all")
     lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
     assert "other OpenAI gpt-4o-mini 1 100 50 $0.0030" in lines
-    assert "total 4 1,612 (+1 unknown) 559 (+1 unknown) $0.01 (2 unpriced)" in lines
+    assert "total 6 1,612 (+3 unknown) 559 (+3 unknown) $0.01 (4 unpriced)" in lines
     ip.run_line_magic("chat", "cost -c empty")
     assert "thread 'empty': no exchanges yet" in capsys.readouterr().out
 
