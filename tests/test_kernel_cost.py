@@ -1,6 +1,6 @@
 """Cost and context in a real ipykernel (issue 22): the answer's footer shows its price (the user's, for a
-llama.cpp server they pay for) and the context it fills of the window the server reported at ``/props``, and warns at 80 %; ``%chat cost`` and
-``%chat export`` read what was stored."""
+llama.cpp server they pay for) and the context it fills of the window the server reported at ``/props``,
+and warns at 80 %; ``%chat cost`` and ``%chat export`` read what was stored."""
 
 from __future__ import annotations
 
@@ -10,19 +10,13 @@ import uuid
 import pytest
 
 from kernel_harness import Kernel
-from protocol_server import ProtocolServer
 
 pytestmark = pytest.mark.kernel
 
 
 @pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def kernel(server, tmp_path_factory):
+def kernel(_protocol_server_session, tmp_path_factory):
+    server = _protocol_server_session  # conftest's: the tests get it reset as protocol_server
     data_dir = tmp_path_factory.mktemp("ipyg4f-cost")
     k = Kernel(env={
         "LLAMACPP_BASE_URL": server.base_url + "/v1",
@@ -40,8 +34,8 @@ def footer_of(ex) -> str:
     return ex.final()["data"]["text/html"]
 
 
-def test_the_footer_shows_the_price_and_the_context_and_warns_when_full(kernel, server):
-    server.reset()
+def test_the_footer_shows_the_price_and_the_context_and_warns_when_full(kernel, protocol_server):
+    server = protocol_server
     server.props_n_ctx = 4096
     server.prompt_tokens, server.completion_tokens = 1000, 200
     thread = f"t{uuid.uuid4().hex[:8]}"
