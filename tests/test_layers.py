@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
      "ipyg4f.notebook", "ipyg4f.context", "ipyg4f.context.*",
      "ipyg4f.pull",
      "ipyg4f.agent", "ipyg4f.agent.*",
-     "ipyg4f.compare", "ipyg4f.export", "ipyg4f.pricing", "ipyg4f.pricing.*"),  # the core; pull: %chat pull's progress bar and wording; agent: tools + loop
+     "ipyg4f.compare", "ipyg4f.compare.*", "ipyg4f.export", "ipyg4f.pricing", "ipyg4f.pricing.*"),  # the core; pull: %chat pull's progress bar and wording; agent: tools + loop
     ("ipyg4f.history", "ipyg4f.exchange", "ipyg4f.providers", "ipyg4f.providers.*"),      # providers, the store
     ("ipyg4f.http", "ipyg4f.sse", "ipyg4f.errors", "ipyg4f.events", "ipyg4f.messages", "ipyg4f.config",
      "ipyg4f.sqlitefile",

@@ -90,8 +90,9 @@ class ColumnsRenderer(StreamRenderer):
     grid.  ``plain``: terminal IPython (no display ids): nothing while streaming, each answer at the end."""
 
     def __init__(self, labels: list[str], *, rate: float = 10.0, metadata: dict[str, Any] | None = None,
-                 plain: bool = False, pick_hint: str = ""):
+                 plain: bool = False, pick_hint: str = "", fmt: str = "markdown"):
         super().__init__(rate)
+        self.fmt = fmt
         self.labels = labels
         self.columns = [_Column() for _ in labels]
         self.metadata = metadata or {}
@@ -130,7 +131,7 @@ class ColumnsRenderer(StreamRenderer):
         for i, (one, label_) in enumerate(zip(answers, self.labels), 1):
             ended = outcome(one)
             summary = footer(one)
-            bundle = answer_bundle(one.text, "markdown")
+            bundle = answer_bundle(one.text, self.fmt)
             note = line_html(ended.note, ended.tone) if ended.note else ""
             cells.append(head_html(i, label_) + thinking_html(one.reasoning) + bundle["text/html"]
                          + extras_html(one) + note + line_html(summary, "info", "ipyg4f-footer"))
