@@ -104,6 +104,8 @@ def test_rerunning_the_compared_cell_replaces_every_answer(ip, srv, monkeypatch)
     ("--compare Ollama=fast,NoSuchProvider", "unknown provider 'NoSuchProvider'"),
     ("--race Ollama=fast,NoSuchProvider", "unknown provider 'NoSuchProvider'"),
     ("--compare ,", "needs at least one PROVIDER"),
+    ("--compare Ollama=fast,Local=/no/such/model.gguf", "no GGUF model file at /no/such/model.gguf"),
+    ("--race Ollama=fast,Local=no-such-model", "Local has no model 'no-such-model'"),
     ("--compare Ollama --with x", "does not take --with"),
     ("--compare Ollama --race Ollama", "do not go together"),
 ])

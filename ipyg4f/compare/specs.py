@@ -27,13 +27,19 @@ def parse_specs(text: str, option: str = "--compare") -> list[tuple[str, str | N
 
 
 def setups(chat: Any, specs: list[tuple[str, str | None]], cell: dict[str, Any]) -> list[Any]:
-    """Each SPEC as configured; an unknown provider or model is a UsageError (nothing was sent)."""
+    """Each SPEC as configured; an unknown provider or model (Local: a file not on disk) is a UsageError,
+    before anything is sent.  ``Local=hf:OWNER/NAME`` is pulled first, as a plain cell does."""
     from ..providers.setup import SetupError
+    from ..pull import pull_if_needed
 
     found = []
     for provider, model in specs:
         try:
-            found.append(chat.setup(provider, model, cell))
+            setup = chat.setup(provider, model, cell)
+            if setup.provider.name == "Local":
+                pull_if_needed(setup.model)
+                setup.provider.resolve_path(setup.model)
         except (UnknownProviderError, ModelNotFoundError, SetupError) as exc:
             raise UsageError(f"{redact(exc.message)} (nothing was sent)") from None
+        found.append(setup)
     return found
