@@ -149,11 +149,14 @@ class Chat:
     def request(self, prompt: str, *, cell_id: str, provider: str | None = None, model: str | None = None,
                 system: str | None = None, thread: str | None = None, temperature: float | None = None,
                 proxy: str | None = None, timeout: float | None = None, extra: dict[str, Any] | None = None,
-                attachments: list[Attachment] | None = None) -> tuple[ChatRequest, list[str]]:
+                attachments: list[Attachment] | None = None, budget: float | None = None,
+                fresh: bool = False) -> tuple[ChatRequest, list[str]]:
         """The request, and one-line notes for the user (options the provider ignores, set-up problems).
 
         ``extra``: more cell options (``max_tokens``, ``base_url``, ``api_key_env`` or ``api_key``...).
         ``attachments`` go in the user's message, before the prompt (:func:`~ipyg4f.context.values.user_content`).
+        ``budget``: the cell's ceiling in USD (default ``ChatConfig.budget``); ``fresh``: none of the thread's
+        earlier exchanges (``--new``: the caller archives them once the request is made).
         """
         from .context.values import user_content
         from .pricing.fit import fit
@@ -182,15 +185,16 @@ class Chat:
         system = system if system is not None else self.config.system
         if system:
             messages.append({"role": "system", "content": system})
-        for ex in self.store.context(self.notebook, self.thread_name(thread), cell_id,
-                                     limit=self.config.max_context):
+        for ex in [] if fresh else self.store.context(self.notebook, self.thread_name(thread), cell_id,
+                                                      limit=self.config.max_context):
             messages.extend(ex.as_messages(tools=cls.supports_tools))
         messages.append({"role": "user", "content": user_content(prompt, attachments or [])})
         # the thread cut to the model's window; ChatConfig.budget caps the answer (a batch's plan, whose
         # prompt is empty, has --budget of its own); OverBudget (a UsageError) when the prompt alone is over
         messages, fitted, cap = fit(messages, provider=cls, model=setup.model, base_url=setup.base_url,
                                     api_key=setup.key, prices=self.config.prices,
-                                    budget=self.config.budget if prompt else None, max_tokens=kwargs.get("max_tokens"),
+                                    budget=(self.config.budget if budget is None else budget) if prompt else None,
+                                    max_tokens=kwargs.get("max_tokens"),
                                     members=kwargs.get("providers"))
         notes.extend(fitted)
         if cap is not None and "max_tokens" in cls.options:

@@ -160,11 +160,12 @@ def run_cell(chat: Chat, args: Any, cell: str, offer_code: bool | None = None,
     cell_id = chat.new_cell_id()
     warned = len(chat.warnings)  # what is said in this cell is said again in its final answer (the cell is cleared)
     dry_run = args.dry_run
-    if args.new and not dry_run:
-        chat.store.reset(chat.notebook, chat.thread_name(args.thread))
     request, notes = chat.request(prompt, cell_id=cell_id, provider=args.provider, model=args.model,
                                   system=args.system, thread=args.thread, temperature=args.temperature,
-                                  proxy=args.proxy, timeout=args.timeout, extra=extra, attachments=attachments)
+                                  proxy=args.proxy, timeout=args.timeout, extra=extra, attachments=attachments,
+                                  budget=getattr(args, "budget", None), fresh=args.new)
+    if args.new and not dry_run:  # after the request: one refused (over the budget...) changes nothing
+        chat.store.reset(chat.notebook, chat.thread_name(args.thread))
     if dry_run:
         return _show_request(request, attachments)
     answer = Answer(request.provider_name, request.model)

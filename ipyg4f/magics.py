@@ -9,7 +9,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 
 from .chat import Chat, detach, get_chat
@@ -98,7 +98,8 @@ class ChatMagics(Magics):
         from . import commands  # here, not at the top: %load_ext stays cheap
 
         try:
-            args = _unquoted(parse_argstring(self.chat, line))
+            # intermixed: words and options in any order (%chat export -c NAME PATH)
+            args = _unquoted(self.chat.parser.parse_intermixed_args(arg_split(line, strict=False)))
         except UsageError as exc:
             words = _words(line)
             if HELP & set(words):

@@ -53,7 +53,7 @@ def a_thread(ip, name: str = "work") -> list:
 def test_json_round_trip_gives_the_thread_back(ip, tmp_path, capsys, monkeypatch):
     original = a_thread(ip)
     assert original[0].reasoning == "Two and two… " and json.loads(original[0].usage)["output"] == 9
-    ip.run_line_magic("chat", "export thread.json -c work")
+    ip.run_line_magic("chat", "export -c work thread.json")  # options before the path, as argparse allows
     assert "4 exchanges written to thread.json" in capsys.readouterr().out
     data = json.loads((tmp_path / "thread.json").read_text())
     roles = [m["role"] for m in data["messages"]]

@@ -187,3 +187,14 @@ def test_a_summed_usage_that_carries_the_last_requests_context_shows_that():
     assert measure(a).context == 320
     a.usage = Usage(400, 30)
     assert measure(a).context == 430
+
+
+def test_budget_on_a_cell_and_new_is_not_spent_on_a_refused_prompt(ip, protocol_server, capsys):
+    ip.run_line_magic("config", "ChatConfig.prices = {'test-model': {'input': 1000.0, 'output': 1000.0}}")
+    assert chat_cell(ip, "-c kept", "hi") is None  # an exchange in the thread
+    chat = get_chat(ip)
+    error = chat_cell(ip, "-c kept --new --budget 0.01", "y" * 400)  # the cell's own budget: over it
+    assert isinstance(error, UsageError) and "over the budget of $0.01" in str(error)
+    assert chat.store.count(chat.notebook, "kept") == 1, "a refused cell does not archive the thread (--new)"
+    assert chat_cell(ip, "-c kept --new --budget 0.01", "hi") is None  # the thread afresh: within the budget
+    assert 1 <= sent(protocol_server)[-1]["max_tokens"] < 10
