@@ -71,8 +71,8 @@ class ChatConfig(Configurable):
     fallback_mode = Unicode("order", help="How -p Fallback uses its list: order (one after another) or race (all at "
                                           "once; the first to answer wins, the others are cancelled).").tag(config=True)
     prices = Dict(default_value={},
-                  help='Prices the price database lacks, per million tokens: {"MODEL": {"input": 0.15, '
-                       '"output": 0.6}}.').tag(config=True)
+                  help='Prices the price database lacks, per million tokens, and the context window in tokens: '
+                       '{"MODEL": {"input": 0.15, "output": 0.6, "window": 128000}}.').tag(config=True)
     budget = Float(None, allow_none=True, help="Most a cell may spend, in USD (None: no ceiling); --budget for "
                                                "a --map batch.").tag(config=True)
 
