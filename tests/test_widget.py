@@ -464,7 +464,7 @@ async def test_streaming_sends_each_part_of_a_long_answer_about_once(make_panel,
     pieces = "".join(op["html"] for op in streamed if op["op"] == "append")
     last_tail = [op["html"] for op in streamed if op["op"] == "tail"][-1]
     body = final["turn"]["body"]
-    assert "cup_39_3" in body and "<table>" in body and body.count('<pre class="ipyg4f-code">') == i // 40
+    assert "cup_39_3" in body and "<table" in body and body.count('<pre class="ipyg4f-code">') == i // 40
     assert len(pieces) > len(text) / 2  # most of it settled once, along the way
     assert len(last_tail) < 2_000
 
