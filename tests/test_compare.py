@@ -287,3 +287,24 @@ def test_map_with_compare_user_errors_send_nothing(ip, srv, options, words):
     with pytest.raises(UsageError, match=words.replace("[", r"\[")):
         ip.run_cell_magic("chat", options, "{item}")
     assert [r for r in srv.requests if r.path == "/v1/chat/completions"] == []
+
+
+async def test_each_column_times_its_first_token_on_arrival_not_when_drawn(srv):
+    """The cell's thread takes a column's items when the throttle lets it (up to a second later while
+    another column streams a long answer): the first token is timed where it arrived."""
+    import asyncio
+
+    from ipyg4f.compare import Columns, Multiplex
+    from ipyg4f.runner import Answer, ChatRequest
+
+    cell = {"base_url": f"{srv.base_url}/v1"}
+    requests = [ChatRequest(s.provider, s.model, [{"role": "user", "content": "q"}], kwargs=s.kwargs())
+                for s in (resolve("Ollama", model=m, cell=cell) for m in ("x", "y"))]
+    columns = Columns([Answer("Ollama", "x"), Answer("Ollama", "y")])
+    items = await collect(Multiplex(requests).create_async_generator("", []))
+    await asyncio.sleep(0.3)  # the cell's thread comes late
+    for item in items:
+        columns.feed(item)
+    for answer in columns.answers:
+        assert answer.text == "q" and answer.status == "ok"
+        assert 0 < answer.first_token - answer.started < 0.3 and answer.ended - answer.started < 0.3

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ..answer import Answer
+from ..events import is_content
 from ..runner import ChatRequest, stream
 
 
@@ -17,6 +18,16 @@ class _End:
 
     def __init__(self, error: BaseException | None = None):
         self.error, self.at = error, time.monotonic()
+
+
+class _First:
+    """Column ``i``'s first piece of an answer arrived at ``at``: its first token is timed on arrival, not when
+    the cell's thread, held back by the throttle while another column streams, takes it."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
 
 
 class Multiplex:
@@ -38,8 +49,17 @@ class Multiplex:
             ready.set()
 
         async def one(i: int, request: ChatRequest) -> None:
+            answering = False
+
+            def on_item(item: Any) -> None:
+                nonlocal answering
+                if not answering and is_content(item):
+                    answering = True
+                    put(i, _First())
+                put(i, item)
+
             try:
-                await stream(request, lambda item: put(i, item))
+                await stream(request, on_item)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # this column failed; the others go on
@@ -91,6 +111,9 @@ class Columns:
             answer.end("error" if item.error is not None else "ok", item.error)
             answer.ended = min(answer.ended or item.at, item.at)
             return True
+        if isinstance(item, _First):
+            answer.first_token = answer.first_token or item.at
+            return False
         return answer.feed(item)
 
     def end(self, status: str, error: BaseException | None = None) -> None:
