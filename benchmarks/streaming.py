@@ -13,7 +13,12 @@ Targets: first visible update <= floor + 10 ms; total <= 1.2x floor at
 N = 5,000; display messages <= 1 + 20/s of streaming + 1; kernel CPU at
 50,000 <= 12x of 5,000.
 
-    python benchmarks/streaming.py [--quick]
+Issue 23 §2 (printed first, 5 runs each): the first text, ``%%chat`` against
+a cell that replaces one display with each chunk (5,000 chunks 2 ms apart;
+target: floor + 3 ms), and the whole answer against a cell that ``print()``s
+each chunk (5,000 chunks, no gap; target 1.1x), runs interleaved.
+
+    python benchmarks/streaming.py [--quick] [--first]   # --first: only issue 23 §2
 """
 
 from __future__ import annotations
@@ -171,8 +176,98 @@ def med(xs):
     return statistics.median(xs)
 
 
+#: the floors of issue 23 §2, cells in the same kernel reading the same stream with the standard library:
+#: "update" replaces one display with each chunk as it arrives (the least a cell can do to show text: the
+#: first-text floor); "print" prints each chunk (ipykernel sends stdout in batches: the whole-answer floor)
+FLOOR_CELLS = {
+    "update": """
+import http.client, json
+from IPython.display import display
+_h = display({"text/plain": ""}, raw=True, display_id=True)
+_c = http.client.HTTPConnection("127.0.0.1", %(port)d)
+_c.request("POST", "/v1/chat/completions", body=json.dumps({"model": "m", "messages": [], "stream": True}),
+           headers={"content-type": "application/json"})
+for _line in _c.getresponse():
+    if _line.startswith(b"data: ") and not _line.startswith(b"data: [DONE]"):
+        _h.update({"text/plain": json.loads(_line[6:])["choices"][0]["delta"]["content"]}, raw=True)
+_c.close()
+""",
+    "print": """
+import http.client, json
+_c = http.client.HTTPConnection("127.0.0.1", %(port)d)
+_c.request("POST", "/v1/chat/completions", body=json.dumps({"model": "m", "messages": [], "stream": True}),
+           headers={"content-type": "application/json"})
+for _line in _c.getresponse():
+    if _line.startswith(b"data: ") and not _line.startswith(b"data: [DONE]"):
+        print(json.loads(_line[6:])["choices"][0]["delta"]["content"], end="")
+_c.close()
+""",
+}
+
+
+def cell_once(k, code: str, cell_id: str) -> dict:
+    """One cell: when its first output with answer text and its last output reached this process (from the
+    execute request's send), and how many display messages it sent."""
+    t0 = time.monotonic()
+    ex = k.send(code, cell_id=cell_id)
+    k.wait(ex, timeout=600)
+    assert ex.status == "ok", ex.text()
+
+    def text(m):
+        if m["msg_type"] == "stream":
+            return m["content"]["text"]
+        data = m["content"].get("data", {})
+        return data.get("text/html", "") + data.get("text/plain", "")
+
+    shown = [m for m in ex.messages if m["msg_type"] in ("stream", "display_data", "update_display_data")
+             and "tok" in text(m)]
+    displays = ex.displays
+    return {"first": shown[0]["received"] - t0, "end": shown[-1]["received"] - t0, "messages": len(displays),
+            "streaming": (displays[-1]["received"] - displays[0]["received"]) if displays else 0.0}
+
+
+def first_text_and_total(k, srv, repeat: int) -> bool:
+    """Issue 23 §2: first text on iopub, %%chat vs the "update" floor (5,000 chunks 2 ms apart), and the
+    whole answer, %%chat vs print() (5,000 chunks, no gap); every run of a case interleaved with its floors,
+    medians of ``repeat`` runs."""
+    ok = True
+    print(f"\nIssue 23 §2: first text and whole answer against the floors of the same run "
+          f"(medians of {repeat}, interleaved)")
+    print(f"{'N':>6} {'gap':>5} | {'update 1st':>10} {'print 1st':>9} {'chat 1st':>9} {'+ms':>6} | "
+          f"{'print end':>9} {'chat end':>9} {'ratio':>6} | {'chat msgs':>9} {'per s':>6}")
+    for n, delay in ((5_000, 0.002), (5_000, 0.0)):
+        srv.configure(n, delay)
+        runs: dict[str, list[dict]] = {"update": [], "print": [], "chat": []}
+        for r in range(repeat):
+            for name in ("update", "print", "chat"):
+                code = (f"%%chat -p OpenAI -c first{n}-{delay}-{r} --new\nstream please" if name == "chat"
+                        else FLOOR_CELLS[name] % {"port": srv.port})
+                runs[name].append(cell_once(k, code, f"{name}-{n}-{delay}-{r}"))
+        first = {name: med([x["first"] for x in xs]) for name, xs in runs.items()}
+        end = {name: med([x["end"] for x in xs]) for name, xs in runs.items()}
+        msgs = max(x["messages"] for x in runs["chat"])
+        rate = max((x["messages"] - 2) / x["streaming"] for x in runs["chat"] if x["streaming"] > 0.5) \
+            if any(x["streaming"] > 0.5 for x in runs["chat"]) else float("nan")
+        plus = (first["chat"] - first["update"]) * 1000
+        ratio = end["chat"] / end["print"]
+        print(f"{n:>6} {delay * 1000:>3.0f}ms | {first['update'] * 1000:>8.1f}ms {first['print'] * 1000:>7.1f}ms "
+              f"{first['chat'] * 1000:>7.1f}ms {plus:>6.1f} | {end['print'] * 1000:>7.1f}ms "
+              f"{end['chat'] * 1000:>7.1f}ms {ratio:>6.2f} | {msgs:>9} {rate:>6.1f}")
+        print("       runs: " + "; ".join(f"{name} 1st " + " ".join(f"{x['first'] * 1000:.1f}" for x in xs)
+                                           + " end " + " ".join(f"{x['end'] * 1000:.0f}" for x in xs)
+                                           for name, xs in runs.items()))
+        if delay:
+            ok &= plus <= 3.0
+        else:
+            ok &= ratio <= 1.1
+    print("targets: first text <= update floor + 3 ms (2 ms gap); whole answer <= 1.1x print() (no gap); "
+          "<= 10 display updates a second")
+    return ok
+
+
 def main() -> int:
     quick = "--quick" in sys.argv
+    first_only = "--first" in sys.argv  # only issue 23 §2's first text and whole answer, 5 runs
     repeat = 3 if quick else 5
     from kernel_harness import Kernel
 
@@ -190,7 +285,8 @@ def main() -> int:
         print(f"repeats: {repeat} (medians; kernel CPU = on-CPU time of all kernel threads, /proc schedstat)\n")
         print(f"{'N':>6} {'gap':>5} | {'floor 1st':>9} {'chat 1st':>9} {'+ms':>6} | {'floor end':>9} "
               f"{'chat end':>9} {'ratio':>6} | {'msgs':>5} {'limit':>5} | {'floor cpu':>9} {'kernel cpu':>10}")
-        for n, delay in CASES:
+        ok &= first_text_and_total(k, srv, 5)
+        for n, delay in ([] if first_only else CASES):
             if quick and n == 50_000 and delay:
                 continue
             srv.configure(n, delay)

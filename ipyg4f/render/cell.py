@@ -54,17 +54,19 @@ class CellRenderer(StreamRenderer):
     def _meta(self, status: str, **extra: Any) -> dict[str, Any]:
         return {"ipyg4f": {**self.metadata, "status": status, **extra}}
 
-    def start(self, answer: Any) -> None:
+    def _waiting(self) -> None:
         from IPython.display import display
 
-        super().start(answer)
-        waiting = f"waiting for {self.label}…"
-        self.handle = display({"text/plain": waiting, "text/html": STYLE + self.context + line_html(waiting)},
-                              raw=True, display_id=True, metadata=self._meta("waiting"))
+        if self.handle is None:
+            waiting = f"waiting for {self.label}…"
+            self.handle = display({"text/plain": waiting, "text/html": STYLE + self.context + line_html(waiting)},
+                                  raw=True, display_id=True, metadata=self._meta("waiting"))
 
     def prepare(self) -> None:
-        # markdown-it and nh3 imported (~75 ms where bytecode is not cached) while the request is on its
-        # way, not between the first text and the screen
+        # the request is on its way: the "waiting for…" line (a display costs ipykernel a round trip to its
+        # I/O thread, 0.5-4 ms, which start() made the request wait for), then markdown-it and nh3 imported
+        # and warmed (~75 ms where bytecode is not cached), not between the first text and the screen
+        self._waiting()
         sanitise(markdown_parser().render("warm"))
 
     def _head(self, html: str, plain: str = "") -> None:
@@ -107,6 +109,7 @@ class CellRenderer(StreamRenderer):
     def draw(self, answer: Any) -> int:
         from IPython.display import display
 
+        self._waiting()  # shown by prepare() already, unless the driver skipped it
         if len(answer.steps) != self.steps_shown:  # a tool call ended: the cell starts afresh below the steps
             self.steps, self.steps_shown = steps_html(answer), len(answer.steps)
             self.head_html = thinking_html(answer.reasoning, open_=False) if self.phase != "waiting" else ""
