@@ -55,7 +55,8 @@ def cmd_providers(chat: Chat, args: Any) -> None:
     rows = []
     for info in found:
         flags = [f for f, on in (("stream", info.supports_stream), ("system", info.supports_system_message),
-                                 ("history", info.supports_message_history), ("key", info.needs_auth)) if on]
+                                 ("history", info.supports_message_history),
+                                 ("tools", getattr(info, "supports_tools", False)), ("key", info.needs_auth)) if on]
         state = "yes" if info.configured else ("not set up" if info.working else "no (marked not working)")
         name = f"{info.name} *" if info.name.lower() == default.lower() else info.name
         models = ", ".join(info.models) or info.default_model or "any"

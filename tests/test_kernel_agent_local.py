@@ -24,6 +24,7 @@ def kernel(tmp_path_factory):
     k.shutdown()
 
 
+@pytest.mark.timeout(900)  # two generations on one thread of a busy machine
 def test_local_calls_describe_on_the_frame_and_answers_from_its_description(kernel):
     kernel.ok("import pandas as pd\n"
               "df = pd.DataFrame({'price': [1.0, 2.0, None, 7.0], 'item': ['a', 'b', 'c', 'd']})")

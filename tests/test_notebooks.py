@@ -72,6 +72,7 @@ local_model = pytest.mark.skipif(
 
 
 @pytest.mark.local_model
+@pytest.mark.timeout(900)  # generations on one thread of a busy machine
 @local_model
 def test_quickstart_answers_offline_with_the_default_model(kernel_env, monkeypatch):
     """README command 1: the default model's answers are right, and say nothing of a demo model."""
@@ -138,6 +139,7 @@ def test_context_notebook_sends_what_it_names(via_server):
 
 
 @pytest.mark.local_model
+@pytest.mark.timeout(900)  # several generations on one thread of a busy machine (cells may take 300 s each)
 @local_model
 def test_context_notebook_runs_offline_with_the_bundled_model(kernel_env, monkeypatch):
     monkeypatch.delenv("IPYG4F_PROVIDER", raising=False)
@@ -148,6 +150,7 @@ def test_context_notebook_runs_offline_with_the_bundled_model(kernel_env, monkey
 
 
 @pytest.mark.local_model
+@pytest.mark.timeout(900)  # generations on one thread of a busy machine
 @local_model
 def test_batch_notebook_labels_every_row_offline_and_a_rerun_comes_from_the_store(kernel_env, monkeypatch):
     import json
@@ -183,6 +186,7 @@ def test_batch_notebook_labels_every_row_offline_and_a_rerun_comes_from_the_stor
 
 
 @pytest.mark.local_model
+@pytest.mark.timeout(900)  # generations on one thread of a busy machine
 @local_model
 def test_readme_command_1_prints_correct_answers_offline(kernel_env):
     """``python -m ipyg4f demo`` as the README runs it: the answers, and who answered how fast."""

@@ -227,6 +227,7 @@ class ProviderInfo:
     error: str = ""
     configured: bool = False
     endpoint: str | None = None
+    supports_tools: bool = False
 
 
 def describe(name: str, *, probe: bool = True) -> ProviderInfo:
@@ -241,7 +242,7 @@ def describe(name: str, *, probe: bool = True) -> ProviderInfo:
         models=tuple(p.available_models()), default_model=p.default_model,
         supports_stream=p.supports_stream, supports_system_message=p.supports_system_message,
         supports_message_history=p.supports_message_history, needs_auth=p.needs_auth, label=p.label,
-        configured=bool(p.is_configured()), endpoint=p.endpoint(),
+        configured=bool(p.is_configured()), endpoint=p.endpoint(), supports_tools=bool(p.supports_tools),
     )
 
 

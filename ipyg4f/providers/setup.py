@@ -132,7 +132,8 @@ class Setup:
             name=p.name, working=bool(p.working), available=self.configured, models=tuple(p.available_models()),
             default_model=p.default_model, supports_stream=p.supports_stream,
             supports_system_message=p.supports_system_message, supports_message_history=p.supports_message_history,
-            needs_auth=p.needs_auth, label=p.label, configured=self.configured, endpoint=self.endpoint)
+            needs_auth=p.needs_auth, label=p.label, configured=self.configured, endpoint=self.endpoint,
+            supports_tools=self.takes_tools)
 
 
 # -- resolving ------------------------------------------------------------------------------------
