@@ -308,3 +308,12 @@ async def test_each_column_times_its_first_token_on_arrival_not_when_drawn(srv):
     for answer in columns.answers:
         assert answer.text == "q" and answer.status == "ok"
         assert 0 < answer.first_token - answer.started < 0.3 and answer.ended - answer.started < 0.3
+
+
+def test_new_starts_the_thread_afresh_for_compare_and_race(ip, srv):
+    assert chat_cell(ip, "", "old question") is None
+    assert chat_cell(ip, "--compare Ollama=x,Ollama=y --new", "fresh") is None
+    assert [m["content"] for m in srv.requests[-1].json["messages"]] == ["fresh"]
+    assert chat_cell(ip, "--race Ollama=x --new", "again") is None
+    assert [m["content"] for m in srv.requests[-1].json["messages"]] == ["again"]
+    assert [ex.prompt for ex in stored(ip)] == ["again"]

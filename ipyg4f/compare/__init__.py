@@ -77,17 +77,19 @@ def run_cell(chat: Any, args: Any, cell: str) -> None:
     cell_id = chat.new_cell_id()
     warned = len(chat.warnings)  # said again under the columns (the cell is cleared at the end)
     thread = chat.thread_name(args.thread)
-    if args.new:
-        chat.store.reset(chat.notebook, thread)
+    budget = args.budget if args.budget is not None else chat.config.budget
     requests, answers = [], []
-    for setup in chosen:
+    for setup in chosen:  # the cell's budget shared by the columns; one over it: a UsageError, nothing sent
         request, notes = chat.request(prompt, cell_id=cell_id, provider=setup.name, model=setup.model or None,
                                       system=args.system, thread=args.thread, temperature=args.temperature,
-                                      proxy=args.proxy, timeout=args.timeout, extra={"max_tokens": args.max_tokens})
+                                      proxy=args.proxy, timeout=args.timeout, extra={"max_tokens": args.max_tokens},
+                                      budget=None if budget is None else budget / len(chosen), fresh=args.new)
         answer = Answer(request.provider_name, request.model)
         answer.notes.extend(notes)
         requests.append(request)
         answers.append(answer)
+    if args.new:  # once every request is made (one refused changes nothing)
+        chat.store.reset(chat.notebook, thread)
     from ..render.columns import ColumnsRenderer
     from ..render.outcome import Outcome, label
     from ..render.saving import SavingRenderer
@@ -130,11 +132,12 @@ def run_race(chat: Any, args: Any, prompt: str) -> None:
     fmt = _format(args, chat)
     cell_id = chat.new_cell_id()
     thread = chat.thread_name(args.thread)
-    if args.new:
-        chat.store.reset(chat.notebook, thread)
     request, _ = chat.request(prompt, cell_id=cell_id, provider="Fallback", system=args.system, thread=args.thread,
                               temperature=args.temperature, proxy=args.proxy, timeout=args.timeout,
-                              extra={"max_tokens": args.max_tokens, "providers": [s.name for s in chosen]})
+                              extra={"max_tokens": args.max_tokens, "providers": [s.name for s in chosen]},
+                              budget=args.budget, fresh=args.new)
+    if args.new:  # once the request is made (one refused changes nothing)
+        chat.store.reset(chat.notebook, thread)
     request.kwargs.update(providers=chosen, mode="race")  # the set-ups themselves: each SPEC's model
     answer = Answer(request.provider_name, "")
     answer.notes.extend(dict.fromkeys(p for s in chosen for p in s.problems))
