@@ -80,11 +80,11 @@ class ChatPanel(ProviderChoice, widgets.VBox):
                                                min=0.0, max=2.0, step=0.05, readout_format=".2f",
                                                disabled=config.temperature is None,
                                                layout=widgets.Layout(width="220px"))
-        self.with_ = widgets.Text(placeholder="df, model.coef_ (optional: values sent as context)",
+        self.with_ = widgets.Text(placeholder="df, model.coef_ (optional context)",
                                   description="With", layout=widgets.Layout(width="auto", flex="1"))
         self.with_.add_class("ipyg4f-with")
         self.tools = widgets.Text(value=", ".join(config.tools), description="Tools",
-                                  placeholder="notebook, python, my_function, mcp:NAME (optional: what the model may use)",
+                                  placeholder="notebook, python, a function… (optional)",
                                   layout=widgets.Layout(width="auto", flex="1"))
         self.tools.add_class("ipyg4f-tools")
         self.approve = widgets.Dropdown(options=APPROVE_OPTIONS, value=panel_mode(config.approve),
@@ -110,8 +110,7 @@ class ChatPanel(ProviderChoice, widgets.VBox):
         rows = [
             widgets.HBox([self.provider, self.model, self.refresh]),
             widgets.HBox([self.system, self.use_temperature, self.temperature]),
-            widgets.HBox([self.with_]),
-            widgets.HBox([self.tools, self.approve]),
+            widgets.HBox([self.with_, self.tools, self.approve]),  # one row: the panel stays short
             widgets.HBox([self.thread, self.reset]),
             self.view,
         ]
