@@ -1024,7 +1024,13 @@ async def test_approve_runs_the_models_code_in_the_users_namespace_on_the_panels
     assert "run_python wants to run" in question["title"] and "current_thread" in question["html"]
     assert "waiting for your approval" in status_text(tool_panel)
     assert "answer" not in agent_chat.shell.user_ns  # nothing ran before the click
+    hold_answers(protocol_server)  # the next request waits: the step is drawn while the answer is on its way
     click(tool_panel, exchange, "yes")
+    await tool_panel.front.until(lambda f: 'class="ipyg4f-step"' in f.turn().get("steps", ""))
+    streaming = tool_panel.front.turn()
+    assert "body" not in streaming and streaming["ask"] is None  # drawn afresh: the question made way
+    assert "(approved)" in streaming["steps"] and "<details open" not in streaming["steps"]
+    await let_go(protocol_server)
     await ended(exchange)
     ns = agent_chat.shell.user_ns
     assert ns["answer"] == 42
