@@ -61,6 +61,7 @@ def test_columns_stream_in_one_display_and_the_saved_output_keeps_every_column(k
         {ex.displays[0]["content"]["transient"]["display_id"]}, "one display, updated in place"
     saved, buttons = ex.outputs  # what the notebook keeps: one output with every column, then the pick buttons
     assert "application/vnd.jupyter.widget-view+json" in buttons["data"]
+    assert buttons["data"]["text/plain"] == f"(pick a column: %chat pick N -c {t})"
     html = saved["data"]["text/html"]
     for n, who in enumerate(["Ollama (alpha)", "Ollama (beta)", "g4f:Custom (gamma)"], 1):
         assert f'data-column="{n}"' in html and f"{n}. {who}" in html

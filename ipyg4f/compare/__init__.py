@@ -168,8 +168,10 @@ def _offer_picks(chat: Any, labels: list[str], answers: list[Answer], thread: st
 
     buttons = pick_buttons(labels, [bool(a.text) for a in answers],
                            lambda n: pick(chat, n, thread, cell_id=cell_id))
-    if buttons is not None:
-        display(buttons)
+    if buttons is not None:  # a saved notebook (nbconvert, GitHub) shows the command, not the widget's repr
+        bundle = buttons._repr_mimebundle_()
+        bundle["text/plain"] = "(pick a column: %chat pick N" + (f" -c {thread})" if thread else ")")
+        display(bundle, raw=True)
 
 
 def _why(answer: Answer) -> str:
