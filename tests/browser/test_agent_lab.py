@@ -97,6 +97,15 @@ def test_the_panels_approve_and_refuse_buttons(page, lab, protocol_server, tmp_p
     expect()(panel.locator(".ipyg4f-panel-status")).to_contain_text("waiting for your approval")
     page.mouse.move(0, 0)
     screenshot(panel, shots_dir, "panel-approve.png", docs=True)
+    set_theme(page, "JupyterLab Dark")  # the question is readable in the dark theme too
+    colours = question.element_handle().evaluate(
+        "(box) => [getComputedStyle(box.querySelector('.ipyg4f-ask-title')).color,"
+        " getComputedStyle(box.querySelector('pre')).color,"
+        " getComputedStyle(document.querySelector('.ipyg4f-transcript')).backgroundColor]")
+    for colour in colours[:2]:
+        assert abs(_luminance(colour) - _luminance(colours[2])) > 0.3, colours
+    screenshot(panel, shots_dir, "panel-approve-dark.png")
+    set_theme(page, "JupyterLab Light")
     question.locator("button.ipyg4f-refuse").click()
     turn = panel.locator(".ipyg4f-exchange .ipyg4f-turn").last
     expect()(turn).to_have_attribute("data-status", "ok")
