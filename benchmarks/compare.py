@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from _common import machine, versions  # noqa: E402
-from streaming import ChildServer, SSEServer, cpu_seconds  # noqa: E402
+from streaming import ChildServer, SSEServer, cpu_seconds, med  # noqa: E402
 
 #: seconds before the response starts, per model (anything else: none)
 LATENCY = {"l200": 0.2, "l400": 0.4, "l600": 0.6, "l800": 0.8, "fast": 0.05, "slow": 0.5, "hang": 60.0}
@@ -69,10 +68,6 @@ def cell(k, i: int, options: str) -> dict:
     visible = [m for m in ex.displays if "tok" in m["content"]["data"].get("text/html", "")]
     return {"cpu": cpu, "first": visible[0]["received"] - t0, "total": ex.displays[-1]["received"] - t0,
             "messages": len(ex.displays), "bytes": sum(len(json.dumps(m["content"])) for m in ex.displays)}
-
-
-def med(xs):
-    return statistics.median(xs)
 
 
 def main() -> int:
