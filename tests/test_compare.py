@@ -317,3 +317,13 @@ def test_new_starts_the_thread_afresh_for_compare_and_race(ip, srv):
     assert chat_cell(ip, "--race Ollama=x --new", "again") is None
     assert [m["content"] for m in srv.requests[-1].json["messages"]] == ["again"]
     assert [ex.prompt for ex in stored(ip)] == ["again"]
+
+
+def test_race_a_winner_that_breaks_after_its_first_text_keeps_it_and_fails(ip, srv):
+    srv.echo, srv.answer = False, "one two three four"
+    srv.fault, srv.fault_path, srv.fault_match, srv.fault_after = "reset", "/v1/chat/completions", '"model": "x"', 3
+    error = chat_cell(ip, "--race Ollama=x,Ollama=slow", "q")
+    assert isinstance(error, ChatFailed) and "partial answer" in str(error), str(error)
+    assert srv.wait_dropped(1, 60) and srv.dropped[0].json["model"] == "slow"  # the loser was cancelled
+    [ex] = stored(ip)
+    assert (ex.status, ex.model) == ("error", "x") and "one two three four".startswith(ex.answer) and ex.answer
