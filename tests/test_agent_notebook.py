@@ -160,3 +160,21 @@ def test_an_interrupt_in_the_code_is_not_caught(shell):
     with pytest.raises(KeyboardInterrupt):
         run_python("raise KeyboardInterrupt", shell.user_ns, shell)
     assert sys.stdout is not None and type(sys.stdout).__name__ != "_Tee"
+
+
+def test_run_python_keeps_only_what_its_own_thread_prints():
+    import threading
+
+    started, printed = threading.Event(), threading.Event()
+
+    def other() -> None:
+        started.wait(30)
+        print("the user's cell prints this")
+        printed.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    namespace = {"started": started, "printed": printed}
+    result = run_python("started.set()\nprinted.wait(30)\nprint('mine')", namespace)
+    thread.join(30)
+    assert result == "printed:\nmine"

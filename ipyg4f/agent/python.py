@@ -17,6 +17,7 @@ import ast
 import itertools
 import linecache
 import sys
+import threading
 import traceback
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -97,8 +98,11 @@ def run_python(code: str, namespace: dict[str, Any], shell: Any = None, budget: 
                 result = repr(value)
     except (Exception, SystemExit) as exc:
         error = _error(exc, filename)
-    finally:
-        sys.stdout, sys.stderr = stdout, stderr
+    finally:  # put back what was there, unless someone (another thread's cell) replaced ours meanwhile
+        if isinstance(sys.stdout, _Tee) and sys.stdout._capture is printed:
+            sys.stdout = stdout
+        if isinstance(sys.stderr, _Tee) and sys.stderr._capture is printed:
+            sys.stderr = stderr
     parts = []
     if printed.text:
         parts.append("printed:\n" + printed.text + ("\n[… more printed, not kept]" if printed.lost else ""))
@@ -149,9 +153,11 @@ class _Tee:
 
     def __init__(self, stream: Any, capture: _Capture) -> None:
         self._stream, self._capture = stream, capture
+        self._thread = threading.get_ident()  # what other threads print is theirs, not the model's code's
 
     def write(self, text: str) -> int:
-        self._capture.keep(text)
+        if threading.get_ident() == self._thread:
+            self._capture.keep(text)
         return self._stream.write(text)
 
     def writelines(self, lines: Any) -> None:
