@@ -30,8 +30,9 @@ PER_MESSAGE, PER_IMAGE = 4, 800
 #: room kept for the answer when no max_tokens is set: a quarter of the window, at most this
 ANSWER_ROOM = 1024
 #: longest wait (seconds) for a nearby server's first answer about its window, when there is a thread to cut
-#: (it answers in milliseconds; a server that does not is not waited for again)
-FIRST_ASK = 0.5
+#: (it answers in milliseconds; a server that does not is not waited for again).  0.5 s was too short on a
+#: busy machine (two CPU hogs beside the tests): the thread went uncut and llama.cpp answered HTTP 400
+FIRST_ASK = 3.0
 #: a budget's cap on the answer is said under it when it is below this many tokens
 QUIET_CAP = 4096
 
