@@ -57,8 +57,10 @@ def test_columns_stream_in_one_display_and_the_saved_output_keeps_every_column(k
     assert ex.status == "ok", ex.text()
     streaming = [m for m in ex.updates if m["content"]["metadata"].get("ipyg4f", {}).get("status") == "streaming"]
     assert streaming, "the columns were shown while they streamed"
+    grid = [m for m in ex.displays if 'class="ipyg4f-columns"' in m["content"]["data"].get("text/html", "")][0]
     assert {m["content"]["transient"]["display_id"] for m in streaming} == \
-        {ex.displays[0]["content"]["transient"]["display_id"]}, "one display, updated in place"
+        {grid["content"]["transient"]["display_id"]}, "one display, updated in place"
+    assert all("<style>" not in m["content"]["data"]["text/html"] for m in streaming), "the CSS is sent once"
     saved, buttons = ex.outputs  # what the notebook keeps: one output with every column, then the pick buttons
     assert "application/vnd.jupyter.widget-view+json" in buttons["data"]
     assert buttons["data"]["text/plain"] == f"(pick a column: %chat pick N -c {t})"

@@ -18,7 +18,7 @@ from typing import Any
 from .html import STYLE, answer_bundle, extras_html, line_html, thinking_html
 from .live import Segments
 from .outcome import Outcome, footer, outcome
-from .stream import StreamRenderer
+from .stream import COST, FREE, StreamRenderer, Throttle
 
 #: the grid; JupyterLab's theme variables (light and dark), plain fallbacks elsewhere
 COLUMNS_CSS = (
@@ -41,9 +41,11 @@ def head_html(number: int, label: str) -> str:
     return f'<div class="ipyg4f-column-head">{number}. {html.escape(label)}</div>'
 
 
-def grid(columns: list[str]) -> str:
+def grid(columns: list[str], *, style: bool = True) -> str:
+    """The columns side by side; ``style``: with the CSS (the final output; while streaming it is an output of
+    its own, sent once)."""
     cells = "".join(f'<div class="ipyg4f-column" data-column="{i}">{c}</div>' for i, c in enumerate(columns, 1))
-    return f'{STYLE}{COLUMNS_CSS}<div class="ipyg4f-columns" style="{_GRID}">{cells}</div>'
+    return f'{STYLE + COLUMNS_CSS if style else ""}<div class="ipyg4f-columns" style="{_GRID}">{cells}</div>'
 
 
 class _Column:
@@ -85,6 +87,19 @@ def _ended(answer: Any) -> str:
     return "✔ done"
 
 
+class ColumnsThrottle(Throttle):
+    """The throttle of one answer, with each column's allowance: an update of up to ``FREE`` characters per
+    column goes at the throttle's rate; a larger one waits until the answers grew by what it resends beyond
+    that (at most ``MAX_GAP``), as one answer's does."""
+
+    def __init__(self, rate: float, columns: int):
+        super().__init__(rate)
+        self.free = FREE * max(1, columns)
+
+    def _paid(self, length: int | None) -> bool:
+        return length is None or self.size <= self.free + COST * (length - self.at)
+
+
 class ColumnsRenderer(StreamRenderer):
     """Streams :class:`~ipyg4f.compare.Columns` (several answers) into one display; ``finish`` leaves the final
     grid.  ``plain``: terminal IPython (no display ids): nothing while streaming, each answer at the end."""
@@ -92,6 +107,7 @@ class ColumnsRenderer(StreamRenderer):
     def __init__(self, labels: list[str], *, rate: float = 10.0, metadata: dict[str, Any] | None = None,
                  plain: bool = False, pick_hint: str = "", fmt: str = "markdown"):
         super().__init__(rate)
+        self.throttle = ColumnsThrottle(rate, len(labels))
         self.fmt = fmt
         self.labels = labels
         self.columns = [_Column() for _ in labels]
@@ -107,12 +123,13 @@ class ColumnsRenderer(StreamRenderer):
         from IPython.display import display
 
         waiting = "waiting for " + ", ".join(self.labels) + "…"
+        display({"text/plain": "", "text/html": STYLE + COLUMNS_CSS}, raw=True)  # once, not with every update
         self.handle = display({"text/plain": waiting, "text/html": self._grid(answer)}, raw=True, display_id=True,
                               metadata={"ipyg4f": {**self.metadata, "status": "waiting"}})
 
     def _grid(self, columns: Any) -> str:
         return grid([c.html(a, label_, i) for i, (c, a, label_) in
-                     enumerate(zip(self.columns, columns.answers, self.labels), 1)])
+                     enumerate(zip(self.columns, columns.answers, self.labels), 1)], style=False)
 
     def draw(self, answer: Any) -> int:
         if self.plain:
@@ -133,7 +150,8 @@ class ColumnsRenderer(StreamRenderer):
             summary = footer(one)
             bundle = answer_bundle(one.text, self.fmt)
             note = line_html(ended.note, ended.tone) if ended.note else ""
-            cells.append(head_html(i, label_) + thinking_html(one.reasoning) + bundle["text/html"]
+            answer_html = bundle["text/html"].removeprefix(STYLE)  # the grid carries the style, once
+            cells.append(head_html(i, label_) + thinking_html(one.reasoning) + answer_html
                          + extras_html(one) + note + line_html(summary, "info", "ipyg4f-footer"))
             tail = f"\n[{ended.note}]" if ended.note else ""
             plain.append(f"── {i}. {label_} ──\n{one.text}{tail}\n{summary}")

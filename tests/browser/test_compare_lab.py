@@ -7,9 +7,11 @@ light and dark, a footer each, and the pick button under each column.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from notebook_ui import expect, open_notebook, run_cell, screenshot, set_theme
+from notebook_ui import expect, open_notebook, run_cell, screenshot, set_theme, start_cell
 from test_chat_cell_lab import leave
 
 pytestmark = pytest.mark.browser
@@ -33,9 +35,10 @@ class Panelist(AsyncGeneratorProvider):
 
     @classmethod
     async def create_async_generator(cls, model, messages, proxy=None, **kwargs):
-        text = TEXTS[model]
+        name, _, pace = model.partition("-")  # "code-slow": the same answer, streamed over seconds
+        text = TEXTS[name]
         for i in range(0, len(text), 12):
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.25 if pace == "slow" else 0.02)
             yield text[i:i + 12]
         yield Usage(20, len(text) // 4)
         yield FinishReason("stop")
@@ -111,4 +114,26 @@ def test_columns_side_by_side_in_light_and_dark_stacked_when_narrow_and_picked_b
     expect()(check.locator(".jp-Cell-outputArea")).to_contain_text("[('Both h', 'code')]")
     body = page.locator("body")
     expect()(body).not_to_contain_text("Error displaying widget")
+    assert page.errors == []
+
+
+def test_columns_stream_side_by_side(page, lab, shots_dir):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_notebook(page, lab, ANSWERS, "%%chat --compare Panelist=brief-slow,Panelist=code-slow\nList or tuple?")
+    set_theme(page, "JupyterLab Light")
+    run_cell(page, 0)
+    streaming = start_cell(page, 1)
+    output = streaming.locator(".jp-Cell-outputArea")
+    live = output.locator(".ipyg4f-column .ipyg4f-live")
+    expect()(live).to_have_count(2)  # both columns show text while they stream
+    expect()(output.locator(".ipyg4f-column").nth(1)).to_contain_text("Both hold")
+    boxes = output.element_handle().evaluate(BOXES)
+    assert len(boxes) == 2 and boxes[0]["top"] == boxes[1]["top"] and boxes[0]["left"] < boxes[1]["left"], boxes
+    leave(page)
+    screenshot(streaming, shots_dir, "compare-streaming-light.png")
+    expect()(streaming.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]:"))
+    expect()(output.locator(".ipyg4f-column .ipyg4f-footer")).to_have_count(2)
+    expect()(output.locator(".ipyg4f-live")).to_have_count(0)  # the final grid replaced the live one
+    expect()(output.locator("style")).to_have_count(2)  # the answers' and the grid's CSS, once each: the CSS
+    # output of the streaming phase is gone, and no column repeats the answers' CSS
     assert page.errors == []
