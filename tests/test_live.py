@@ -195,6 +195,19 @@ def test_a_cut_paragraph_never_turns_into_another_block():
     assert visible(shown) == visible(markdown_to_html(tricky))
 
 
+def test_code_streams_highlighted_but_its_operators_are_coloured_only_at_the_end():
+    text = "Some code:\n\n```python\n" + "".join(f"if x_{i} == {i}:\n    y = 'done'  # ok\n" for i in range(60))
+    pieces, tails = stream(text + "```\n\nAfter.", 40)
+    shown = "".join(pieces) + tails[-1]
+    assert shown.count('<pre class="ipyg4f-code') >= 3, "the long block settled in pieces"
+    for token in ("<span class=k>if </span>", "<span class=m>7</span>", "<span class=s>'done'",
+                  "<span class=c># ok"):
+        assert token in shown, token
+    assert "<span class=o>" not in shown, "operators are plain while streaming (a third of the bytes)"
+    assert "<span class=o>== </span>" in markdown_to_html(text), "and coloured in the final answer"
+    assert visible(shown) == visible(markdown_to_html(text + "```\n\nAfter."))
+
+
 def test_a_long_table_settles_rows_with_one_header():
     text = _shapes()["a long table"]
     pieces, tails = stream(text, 30)

@@ -56,6 +56,9 @@ _TOKEN_GROUPS = {  # class: (Pygments classes, editor colour name, fallback, ext
     "go": ("go gp", "qualifier", "#555", ""),
 }
 _GROUP_OF = {cls: group for group, (classes, *_) in _TOKEN_GROUPS.items() for cls in classes.split()}
+#: groups left plain while an answer streams (``light``): an operator is one or two characters in a 22-character
+#: span, a third of highlighted code's bytes; the final answer colours them
+LIVE_PLAIN = frozenset({"o"})
 _BOX = "div.ipyg4f-md pre.ipyg4f-code"  # (0,2,2): outranks Lab's `.jp-ThemedContainer .jp-RenderedHTMLCommon pre`
 _CELLS = ".ipyg4f-md.ipyg4f-md td,.ipyg4f-md.ipyg4f-md th"  # (0,2,1): Lab's right-aligning rule's weight, later
 
@@ -132,15 +135,17 @@ def _group(ttype: Any) -> str:
 
 
 @lru_cache(maxsize=512)
-def _highlight(code: str, language: str) -> str:
-    """Code as escaped text, its tokens in ``<span class="group">`` (runs of one group merged); plain escaped
-    text for an unknown or absent language."""
+def _highlight(code: str, language: str, light: bool = False) -> str:
+    """Code as escaped text, its tokens in ``<span class="group">`` (runs of one group merged; ``light``: the
+    groups of :data:`LIVE_PLAIN` left plain); plain escaped text for an unknown or absent language."""
     lexer = _lexer(language.lower()) if language else None
     if lexer is None:
         return html.escape(code, quote=False)
     runs: list[tuple[str, list[str]]] = []  # (group, text): whitespace joins the run before it
     for ttype, value in lexer.get_tokens(code):
         group = _group(ttype)
+        if light and group in LIVE_PLAIN:
+            group = ""
         if runs and (group == runs[-1][0] or not value.strip()):
             runs[-1][1].append(value)
         else:
@@ -165,18 +170,18 @@ def code_pieces(code: str, size: int) -> list[str]:
     return pieces
 
 
-def code_html(code: str, language: str = "", *, more: bool = False, cont: bool = False) -> str:
+def code_html(code: str, language: str = "", *, more: bool = False, cont: bool = False, light: bool = False) -> str:
     """A code block in its box.  A long block still streaming is shown as several boxes that look like
     one (:mod:`ipyg4f.render.live`): ``more`` (it goes on below: no bottom edge) and ``cont`` (it goes on
-    from above: no top edge)."""
-    body = _highlight(code, language)
+    from above: no top edge); ``light``: highlighted as while streaming (:data:`LIVE_PLAIN`)."""
+    body = _highlight(code, language, light)
     classes = "ipyg4f-code" + (" ipyg4f-more" if more else "") + (" ipyg4f-cont" if cont else "")
     return f'<pre class="{classes}"><code>{body}</code></pre>'
 
 
 def _fence(self: Any, tokens: list[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
     info = tokens[idx].info.split(maxsplit=1)
-    return code_html(tokens[idx].content, info[0] if info else "") + "\n"
+    return code_html(tokens[idx].content, info[0] if info else "", light=env.get("live", False)) + "\n"
 
 
 def _code_block(self: Any, tokens: list[Any], idx: int, options: Any, env: dict[str, Any]) -> str:
@@ -229,7 +234,7 @@ def _compact(fragment: str) -> str:
 
 
 def render_tokens(tokens: list[Any], env: dict[str, Any]) -> str:
-    """Parsed tokens (some of them) -> sanitised HTML."""
+    """Parsed tokens (some of them) -> sanitised HTML (``env["live"]``: code highlighted as while streaming)."""
     md = markdown_parser()
     return _compact(sanitise(md.renderer.render(tokens, md.options, env))) if tokens else ""
 

@@ -12,7 +12,9 @@ last block is re-parsed and re-rendered on each update.
 HTML)``; :class:`Segments` groups settled HTML into pieces of about
 :data:`SEGMENT` characters, so a front end adds one piece now and then and
 replaces only a small tail (the cell: one display per piece; the panel: one
-message per change).
+message per change).  Code is highlighted as it settles, without colouring
+operators (:data:`~ipyg4f.render.html.LIVE_PLAIN`: a third of highlighted
+code's bytes); the final render colours them.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ class LiveMarkdown:
                 return "".join(settled), self._tail(head + src[at:])
         self._advance(at)
         if not self.cont:  # the usual case: the last block as parsed, once
-            return "".join(settled), render_tokens(last, {})
+            return "".join(settled), render_tokens(last, {"live": True})
         return "".join(settled), self._tail(src[at:], inline=kind == "paragraph_open")
 
     def _advance(self, at: int) -> None:
@@ -180,7 +182,7 @@ class LiveMarkdown:
         self.offset += max(0, at - len(self.head))
 
     def _render(self, source: str, *, inline: bool) -> str:
-        html = render_inline(source) if inline else render_tokens(markdown_parser().parse(source, {}), {})
+        html = render_inline(source) if inline else render_tokens(markdown_parser().parse(source, {}), {"live": True})
         return _THEAD.sub("", html, count=1) if self.cont and html.startswith("<table") else html
 
     def _part(self, source: str, *, inline: bool = False) -> str:
@@ -196,12 +198,12 @@ class LiveMarkdown:
         """A block that has settled (the first one may be the end of a block already begun)."""
         fence = _fence(tokens)
         if first and self.fence_sent and fence is not None:
-            return code_html(fence.content[self.fence_sent:], _language(fence), cont=True)
+            return code_html(fence.content[self.fence_sent:], _language(fence), cont=True, light=True)
         if not (first and self.cont):
-            return render_tokens(tokens, {})
+            return render_tokens(tokens, {"live": True})
         if tokens[0].type == "paragraph_open":
             return _mark(render_inline(tokens[1].content), "ipyg4f-cont")
-        html = render_tokens(tokens, {})
+        html = render_tokens(tokens, {"live": True})
         return _mark(_THEAD.sub("", html, count=1) if html.startswith("<table") else html, "ipyg4f-cont")
 
     def _code_pieces(self, fence: Any) -> str:
@@ -210,7 +212,7 @@ class LiveMarkdown:
         if len(pieces) < 2:
             return ""
         done = "".join(pieces[:-1])
-        html = code_html(done, _language(fence), more=True, cont=self.fence_sent > 0)
+        html = code_html(done, _language(fence), more=True, cont=self.fence_sent > 0, light=True)
         self.fence_sent += len(done)
         return html
 
