@@ -327,3 +327,45 @@ def test_race_a_winner_that_breaks_after_its_first_text_keeps_it_and_fails(ip, s
     assert srv.wait_dropped(1, 60) and srv.dropped[0].json["model"] == "slow"  # the loser was cancelled
     [ex] = stored(ip)
     assert (ex.status, ex.model) == ("error", "x") and "one two three four".startswith(ex.answer) and ex.answer
+
+
+class SilentServer:
+    """Accepts connections, reads the request, never answers; notes when the client closes each one."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.accepted, self.closed = threading.Event(), threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        with self.sock:
+            conn, _ = self.sock.accept()
+        self.accepted.set()
+        conn.settimeout(120)
+        try:
+            while conn.recv(65536):  # the request, then nothing until the client closes
+                pass
+            self.closed.set()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def test_race_g4f_custom_on_a_silent_server_loses_and_its_connection_is_closed(ip, srv, capsys):
+    silent = SilentServer()
+    ip.run_line_magic("config", "ChatConfig.provider_options = " + repr({
+        "Ollama": {"base_url": f"{srv.base_url}/v1"}, "g4f:Custom": {"base_url": silent.url}}))
+    srv.echo, srv.fault, srv.fault_path = False, "stall", "/v1/chat/completions"  # the live one answers once
+    release = threading.Thread(target=lambda: (silent.accepted.wait(60), srv.wait_stalled(1, 60),  # both are
+                                               srv.release_stall()), daemon=True)  # in flight
+    release.start()
+    assert chat_cell(ip, "--race g4f:Custom=any,Ollama=live -o won", "hi") is None
+    assert ip.user_ns["won"] == "Hello world"
+    assert silent.accepted.is_set() and silent.closed.wait(60), "the silent server's connection was closed"
+    assert "Ollama (live) won the race (g4f:Custom: cancelled)" in capsys.readouterr().out
