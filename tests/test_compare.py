@@ -226,6 +226,9 @@ def test_variants_are_json_with_a_footer_each(ip, srv):
     [ex] = stored(ip)
     raw = json.loads(ex.variants)
     assert all("first token" in v["footer"] and v["provider"] == "Ollama" for v in raw)
+    assert all(v["usage"]["input"] and v["usage"]["output"] for v in raw), raw  # tokens per column
+    ip.run_line_magic("chat", "pick 2")
+    assert stored(ip)[0].usage_dict() == raw[1]["usage"]  # the picked column's usage is the exchange's
 
 
 class Thinker:
@@ -369,3 +372,13 @@ def test_race_g4f_custom_on_a_silent_server_loses_and_its_connection_is_closed(i
     assert ip.user_ns["won"] == "Hello world"
     assert silent.accepted.is_set() and silent.closed.wait(60), "the silent server's connection was closed"
     assert "Ollama (live) won the race (g4f:Custom: cancelled)" in capsys.readouterr().out
+
+
+def test_chat_cost_counts_each_compared_column(ip, srv, capsys):
+    srv.prompt_tokens, srv.completion_tokens = 10, 4
+    assert chat_cell(ip, "--compare Ollama=x,Ollama=y", "q") is None
+    capsys.readouterr()
+    ip.run_line_magic("chat", "cost")
+    table = capsys.readouterr().out
+    for model in ("x", "y"):
+        assert any(model in line and "10" in line and "4" in line for line in table.splitlines()), table

@@ -181,9 +181,13 @@ def _why(answer: Answer) -> str:
 
 
 def variants_json(answers: list[Answer]) -> str:
+    """The columns as the exchange stores them; ``usage``: tokens, cost and context, where known (%chat cost
+    counts each column under its own provider and model)."""
+    from ..chat import usage_json
     from ..errors import describe
     from ..render.outcome import footer
 
     return json.dumps([{"provider": a.provider, "model": a.model_used or a.model, "answer": a.text,
                         "status": a.status, "error": redact(describe(a.error)) if a.error else "",
-                        "reasoning": a.reasoning, "footer": footer(a)} for a in answers], ensure_ascii=False)
+                        "reasoning": a.reasoning, "footer": footer(a),
+                        "usage": json.loads(usage_json(a) or "null")} for a in answers], ensure_ascii=False)

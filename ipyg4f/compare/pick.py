@@ -42,6 +42,7 @@ def pick(chat: Any, number: int, thread: str | None = None, cell_id: str | None 
     chat.store.record(chat.notebook, name, ex.cell_id, ex.prompt, chosen["answer"], provider=chosen.get("provider", ""),
                       model=chosen.get("model", ""), status=_ended(chosen.get("status", "ok")),
                       error=chosen.get("error", ""), reasoning=chosen.get("reasoning", ""), context=ex.context,
+                      usage=json.dumps(chosen["usage"]) if isinstance(chosen.get("usage"), dict) else "",
                       variants=json.dumps(variants, ensure_ascii=False))
     for listener in list(chat.on_record):
         listener(name, ex.cell_id)
