@@ -74,7 +74,9 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     last = loop.time()
-    deadline = last  # pause after the first item: it is shown at once, even in a burst
+    # pause after the first item of the answer (text, thinking...: not bookkeeping such as Fallback's
+    # ProviderUsed): it is shown at once, even in a burst
+    deadline = float("inf")
     timeout = request.timeout + TIMEOUT_GRACE if request.timeout else None
     timed_out = False
     answering = False  # something of an answer (text, thinking...) has come
@@ -94,8 +96,9 @@ async def stream(request: ChatRequest, on_item: Callable[[Any], None]) -> None:
     try:
         async for item in gen:
             on_item(item)
-            answering = answering or is_content(item)
             last = loop.time()
+            if not answering and is_content(item):
+                answering, deadline = True, last
             # aiohttp hands buffered data over without suspending.  Every YIELD_EVERY
             # seconds of such work, pause briefly: a real sleep, not sleep(0), so the loop
             # waits in select() without the GIL and the kernel's other threads get their turn
@@ -234,7 +237,8 @@ class Run:
             elif not self._wake.wait(renderer.tick_interval or MAX_BLOCK):
                 if renderer.tick_interval:
                     renderer.tick()
-                continue
+                if not self._finished.is_set():  # it may have ended while the last batch was drained
+                    continue
             if self._finished.is_set():  # the final render follows: no update for the last batch
                 self._drain()
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -172,3 +173,29 @@ def test_an_interrupt_while_the_request_is_handed_over_still_stops_the_stream():
     answer, _ = run(["kept ", stall, "never"], renderer=InterruptedEarly())
     assert (answer.status, answer.text) == ("interrupted", "kept ")
     assert ScriptedProvider.closed == [True]  # the stream was cancelled, not left running
+
+
+def test_a_run_that_ends_while_its_last_batch_is_drained_still_ends():
+    """The end (finished + wake) may come after the loop looked for it and before the drain cleared the
+    wake-up: the next wait then times out and must look at the end again (it waited forever)."""
+    draining, ended = threading.Event(), threading.Event()
+
+    async def source(run):
+        run.put("text")
+        while not draining.is_set():  # ends only once the loop has looked for the end and is draining
+            await asyncio.sleep(0.01)
+
+    class Late(Run):
+        def _drain(self, run_jobs=True):
+            draining.set()
+            self._finished.wait(30)  # the source has ended: its wake-up is set, and cleared below
+            ended.set()
+            return super()._drain(run_jobs)
+
+    request = ChatRequest(ScriptedProvider, "m", [{"role": "user", "content": "hi"}])
+    run = Late(request, Answer("Scripted", "m"), RecordingRenderer(), source)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (run.run(), done.set()), daemon=True)
+    worker.start()
+    assert done.wait(30), "the run never noticed its end"
+    assert ended.is_set() and run.answer.status == "ok" and run.answer.text == "text"
