@@ -71,3 +71,22 @@ def _close_g4f_connectors():
     close = getattr(sys.modules["g4f.requests"], "close_shared_connectors", None)
     if close is not None:
         LoopThread.get().submit(close()).result(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _chatconfig_as_it_was():
+    """In-process tests share one terminal IPython shell, whose ``config`` outlives every test: a
+    ``%config ChatConfig.timeout = 1.0`` in one test made later tests' requests time out after 1 s
+    on a busy machine.  Whatever a test sets under ``ChatConfig`` is undone after it."""
+    import copy
+
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    before = None
+    if TerminalInteractiveShell.initialized():
+        before = copy.deepcopy(dict(TerminalInteractiveShell.instance().config.get("ChatConfig", {})))
+    yield
+    if TerminalInteractiveShell.initialized():
+        from traitlets.config import Config
+
+        TerminalInteractiveShell.instance().config.ChatConfig = Config(before or {})

@@ -307,3 +307,4 @@ def test_providers_says_set_up_without_network_and_checks_reachability_when_aske
         assert "no answer in 1 s" in capsys.readouterr().out
     finally:
         silent.close()
+        ip.run_line_magic("config", "ChatConfig.timeout = 120.0")  # the live setting too, for later tests
