@@ -111,8 +111,8 @@ def test_table_alignment_is_kept_and_unaligned_columns_are_left_aligned():
     assert "<tr><td>a</td><td>1</td><td>b</td><td>c</td></tr><tr><td>d</td><td></td>" in html
     assert "style" not in html and "\n<t" not in html, "no style per cell, no newline between the tags"
     assert ".ipyg4f-md.ipyg4f-md td,.ipyg4f-md.ipyg4f-md th{text-align:left}" in ANSWER_CSS
-    assert ".ipyg4f-md .ipyg4f-r2 tr>:nth-child(2)," in ANSWER_CSS
-    assert ".ipyg4f-md .ipyg4f-c3 tr>:nth-child(3)," in ANSWER_CSS
+    assert ".ipyg4f-md .ipyg4f-r2 td:nth-child(2),.ipyg4f-md .ipyg4f-r2 th:nth-child(2)," in ANSWER_CSS
+    assert ".ipyg4f-md .ipyg4f-c3 td:nth-child(3)," in ANSWER_CSS
     # a column past the classes keeps its own style (a wide table still aligns)
     wide = markdown_to_html("|" + "a|" * 10 + "\n|" + "--:|" * 10 + "\n|" + "1|" * 10 + "\n", style=False)
     assert wide.count('<td style="text-align:right">1</td>') == 2 and "ipyg4f-r8" in wide

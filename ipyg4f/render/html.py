@@ -87,8 +87,10 @@ ANSWER_CSS = (
     + "div.ipyg4f-md .ipyg4f-more{margin-bottom:0}div.ipyg4f-md .ipyg4f-cont{margin-top:0}"
     # a table streaming in parts: the same column widths in every part
     + "div.ipyg4f-md table.ipyg4f-more,div.ipyg4f-md table.ipyg4f-cont{table-layout:fixed;width:100%}"
-    # a column's alignment, said once by a class on its table (0,3,1: outranks the left-aligning rule)
-    + "".join(",".join(f".ipyg4f-md .ipyg4f-{side[0]}{i} tr>:nth-child({i})" for i in range(1, ALIGNED_COLUMNS + 1))
+    # a column's alignment, said once by a class on its table (0,3,1: outranks the left-aligning rule); keyed
+    # on td/th, so the browser tries these rules on table cells only, not on every element of the page
+    + "".join(",".join(f".ipyg4f-md .ipyg4f-{side[0]}{i} {cell}:nth-child({i})"
+                       for i in range(1, ALIGNED_COLUMNS + 1) for cell in ("td", "th"))
               + f"{{text-align:{side}}}" for side in ("right", "center"))
 )
 STYLE = f"<style>{ANSWER_CSS}</style>"
