@@ -37,24 +37,6 @@ def test_throttle_spaces_updates_by_rate_and_by_size():
     assert throttle.ready()
 
 
-def test_an_update_not_paid_for_is_looked_at_again_as_the_answer_grows():
-    """A large update waits until the answer has grown by its size, at most MAX_GAP; whoever sleeps
-    wait_time() must wake before MAX_GAP to see the growth (a 1 s sleep made gaps of 1 s in the browser)."""
-    from ipyg4f.render.stream import MAX_GAP
-
-    now = [0.0]
-    throttle = Throttle(rate=10, clock=lambda: now[0])
-    throttle.mark(5_000, length=1_000)  # a 5,000-character tail: paid for once the answer is 5,000 longer
-    now[0] = 0.1
-    assert not throttle.ready(2_000)
-    assert 0 < throttle.wait_time(2_000) <= 0.1, "looked at again soon, not at MAX_GAP"
-    assert throttle.ready(5_000), "paid for: due now"
-    now[0] = MAX_GAP - 0.01
-    assert throttle.wait_time(1_500) <= 0.01 + 1e-9 and not throttle.ready(1_500)
-    now[0] = MAX_GAP
-    assert throttle.ready(1_500), "due at MAX_GAP however little it grew"
-
-
 def test_media_sources_and_login_links_are_rendered_safely():
     from ipyg4f.events import LoginRequired, Media, Sources
     from ipyg4f.render.html import extras_html

@@ -50,14 +50,8 @@ class Throttle:
         self.size, self.at = size, length
 
     def wait_time(self, length: int | None = None) -> float:
-        """How long until an update may be due.  One not paid for yet is looked at again every
-        :data:`RECHECK` seconds (the answer may have grown enough meanwhile: a caller that sleeps this long
-        does not see it grow), and is due at :data:`MAX_GAP` at the latest."""
-        now = self.clock()
-        due = self.last + self.gap
-        if not self._paid(length):
-            due = max(due, min(self.last + MAX_GAP, now + max(self.interval, RECHECK)))
-        return max(0.0, due - now)
+        gap = self.gap if self._paid(length) else max(self.gap, MAX_GAP)
+        return max(0.0, self.last + gap - self.clock())
 
 
 #: an update of up to this many characters is always allowed at the throttle's rate
@@ -66,8 +60,6 @@ FREE = 1_000
 COST = 1.0
 #: the longest an answer that grows waits for an update, paid for or not (seconds)
 MAX_GAP = 1.0
-#: how often an update not paid for yet is looked at again (seconds; at least the rate's interval)
-RECHECK = 0.05
 
 
 class StreamRenderer:
